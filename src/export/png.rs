@@ -1,0 +1,14 @@
+use std::path::Path;
+
+use super::{ExportError, RgbFrames};
+
+/// Writes `frame_0000.png`, `frame_0001.png`, ... into `dir` (created if needed).
+pub fn write_png_sequence(dir: &Path, clip: &RgbFrames, prefix: &str) -> Result<(), ExportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Io { path: dir.into(), source })?;
+    for (i, frame) in clip.frames.iter().enumerate() {
+        let path = dir.join(format!("{prefix}_{i:04}.png"));
+        image::save_buffer(&path, frame, clip.width, clip.height, image::ExtendedColorType::Rgb8)
+            .map_err(|e| ExportError::Png { path: path.clone(), reason: e.to_string() })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! torchvision's `flow_to_image`, reproduced in f32: one maximum norm for the whole clip,
+//! the 55-colour Middlebury wheel, `floor(255 * c)`.
+
+use rayon::prelude::*;
+
+use super::{ClipSize, DenseFlow};
+
+/// Entries per segment of the Middlebury colour wheel: RY, YG, GC, CB, BM, MR.
+const SEGMENTS: [usize; 6] = [15, 6, 4, 11, 13, 6];
+pub const WHEEL_LEN: usize = 55;
+
+/// The colour wheel `[55][r, g, b]`, entries `floor(255 * i / n)` as torchvision builds it.
+pub fn colour_wheel() -> [[f32; 3]; WHEEL_LEN] {
+    let mut wheel = [[0.0f32; 3]; WHEEL_LEN];
+    let ramp = |i: usize, n: usize| (255.0 * i as f32 / n as f32).floor();
+    let mut col = 0;
+    for (segment, &n) in SEGMENTS.iter().enumerate() {
+        for i in 0..n {
+            let (up, down) = (ramp(i, n), 255.0 - ramp(i, n));
+            wheel[col + i] = match segment {
+                0 => [255.0, up, 0.0],   // red -> yellow
+                1 => [down, 255.0, 0.0], // yellow -> green
+                2 => [0.0, 255.0, up],   // green -> cyan
+                3 => [0.0, down, 255.0], // cyan -> blue
+                4 => [up, 0.0, 255.0],   // blue -> magenta
+                _ => [255.0, 0.0, down], // magenta -> red
+            };
+        }
+        col += n;
+    }
+    wheel
+}
+
+/// Flow colours `[T, 3, H, W]`.
+#[derive(Debug, Clone)]
+pub struct FlowRgb {
+    pub size: ClipSize,
+    pub data: Vec<u8>,
+    /// The clip's maximum flow norm the colours were normalised by.
+    pub max_norm: f32,
+}
+
+impl FlowRgb {
+    pub fn at(&self, t: usize, c: usize, y: usize, x: usize) -> u8 {
+        self.data[((t * 3 + c) * self.size.height + y) * self.size.width + x]
+    }
+
+    /// One frame as interleaved RGB rows (for PNG export and display).
+    pub fn frame_rgb8(&self, t: usize) -> Vec<u8> {
+        let n = self.size.pixels();
+        let planes = &self.data[t * 3 * n..(t + 1) * 3 * n];
+        (0..n).flat_map(|i| [planes[i], planes[n + i], planes[2 * n + i]]).collect()
+    }
+}
+
+/// Colour of one flow vector already divided by `max_norm + eps`, exactly as torchvision's
+/// `_normalized_flow_to_image` computes it in f32.
+#[inline]
+pub fn wheel_colour(wheel: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
+    let norm = (u * u + v * v).sqrt();
+    let a = (-v).atan2(-u) / std::f32::consts::PI;
+    let fk = (a + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
+    let k0 = fk.floor() as usize;
+    let k1 = if k0 + 1 == WHEEL_LEN { 0 } else { k0 + 1 };
+    let f = fk - k0 as f32;
+    let mut out = [0u8; 3];
+    for (c, o) in out.iter_mut().enumerate() {
+        let col0 = wheel[k0][c] / 255.0;
+        let col1 = wheel[k1][c] / 255.0;
+        let col = (1.0 - f) * col0 + f * col1;
+        let col = 1.0 - norm * (1.0 - col);
+        *o = (255.0 * col).floor() as u8;
+    }
+    out
+}
+
+/// `flow_to_image` over the whole clip. Pixels outside each frame's support have exactly zero
+/// flow, which always maps to white (norm 0), so only the support is evaluated.
+pub fn flow_to_rgb(flow: &DenseFlow) -> FlowRgb {
+    let size = flow.size;
+    let max_norm = flow.max_norm();
+    let denom = max_norm + f32::EPSILON;
+    let wheel = colour_wheel();
+    let n = size.pixels();
+    let mut data = vec![255u8; size.frames * 3 * n];
+    if n > 0 {
+        data.par_chunks_mut(3 * n).enumerate().for_each(|(t, planes)| {
+            let s = flow.support[t];
+            for y in s.y0..s.y1 {
+                for x in s.x0..s.x1 {
+                    let [dx, dy] = flow.at(t, y, x);
+                    if dx == 0.0 && dy == 0.0 {
+                        continue;
+                    }
+                    let rgb = wheel_colour(&wheel, dx / denom, dy / denom);
+                    let i = y * size.width + x;
+                    planes[i] = rgb[0];
+                    planes[n + i] = rgb[1];
+                    planes[2 * n + i] = rgb[2];
+                }
+            }
+        });
+    }
+    FlowRgb { size, data, max_norm }
+}
+
+/// The model input from flow colours: `f32(rgb) / (255/2) - 1` (true division, as the reference).
+pub fn video_flow_from_rgb(rgb: &[u8]) -> Vec<f32> {
+    rgb.par_iter().map(|&c| c as f32 / 127.5f32 - 1.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wheel_matches_middlebury_landmarks() {
+        let w = colour_wheel();
+        assert_eq!(w[0], [255.0, 0.0, 0.0]);
+        assert_eq!(w[15], [255.0, 255.0, 0.0]);
+        assert_eq!(w[21], [0.0, 255.0, 0.0]);
+        assert_eq!(w[25], [0.0, 255.0, 255.0]);
+        assert_eq!(w[36], [0.0, 0.0, 255.0]);
+        assert_eq!(w[49], [255.0, 0.0, 255.0]);
+        assert_eq!(w[54], [255.0, 0.0, 42.0]);
+    }
+
+    #[test]
+    fn rightward_flow_is_red_and_zero_flow_is_white() {
+        let w = colour_wheel();
+        // u=1, v=+0: atan2(-0, -1) = -pi -> a = -1 -> wheel entry 0 (red), the reference's side of the cut.
+        assert_eq!(wheel_colour(&w, 1.0, 0.0), [255, 0, 0]);
+        assert_eq!(wheel_colour(&w, 0.0, 0.0), [255, 255, 255]);
+        assert_eq!(video_flow_from_rgb(&[0, 255]), vec![-1.0, 1.0]);
+    }
+}

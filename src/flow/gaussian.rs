@@ -1,0 +1,191 @@
+//! The reference's Gaussian filter, exploited for sparsity.
+//!
+//! `cv2.filter2D(frame, -1, K)` with `K[a,b] = exp(-((a-49)^2 + (b-49)^2) / 200)` (99x99, sigma 10,
+//! centre 1) and BORDER_REFLECT_101. The kernel is separable and the input is a few splats per
+//! frame, so each splat adds `v * wy[y] * wx[x]`, where `wy[y]` sums the 1-D kernel over every
+//! offset whose reflected row lands on the splat's row. Computed in f64 (the exact filter the
+//! fixtures' `flow_rgb_f64conv` uses), stored as f32 like the reference.
+
+use rayon::prelude::*;
+
+use super::{ClipSize, SparseFlow};
+
+/// Half-width of the 99-tap kernel.
+pub const KERNEL_RADIUS: usize = 49;
+const SIGMA: f64 = 10.0;
+
+/// 1-D kernel tap at offset `d` (centre 1).
+pub fn kernel_tap(d: i64) -> f64 {
+    (-((d * d) as f64) / (2.0 * SIGMA * SIGMA)).exp()
+}
+
+/// Weights along an axis of length `len` for a splat at `s`:
+/// `w[i] = sum of tap(d) over |d| <= 49 with reflect101(i + d) == s`.
+/// Returns the first index with a weight and the weights from there on.
+pub fn axis_weights(len: usize, s: usize) -> (usize, Vec<f64>) {
+    let r = KERNEL_RADIUS as i64;
+    if len == 1 {
+        // Reflect-101 on a single pixel maps everything onto it.
+        return (0, vec![(-r..=r).map(kernel_tap).sum()]);
+    }
+    let n = len as i64;
+    let period = 2 * (n - 1);
+    // Virtual positions p (unreflected) that reflect onto s: s + k*period and -s + k*period.
+    let mut images: Vec<i64> = Vec::new();
+    let k_max = (r + n) / period + 2;
+    for k in -k_max..=k_max {
+        for p in [s as i64 + k * period, -(s as i64) + k * period] {
+            if p >= -r && p <= n - 1 + r && !images.contains(&p) {
+                images.push(p);
+            }
+        }
+    }
+    images.sort_unstable();
+    let lo = images.iter().map(|&p| (p - r).max(0)).min().unwrap_or(0);
+    let hi = images.iter().map(|&p| (p + r).min(n - 1)).max().unwrap_or(0);
+    let mut w = vec![0.0; (hi - lo + 1) as usize];
+    for &p in &images {
+        for i in (p - r).max(0)..=(p + r).min(n - 1) {
+            w[(i - lo) as usize] += kernel_tap(p - i);
+        }
+    }
+    (lo as usize, w)
+}
+
+/// Rectangle of a frame that can hold non-zero flow; outside it the flow is exactly zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Support {
+    pub y0: usize,
+    pub y1: usize,
+    pub x0: usize,
+    pub x1: usize,
+}
+
+impl Support {
+    pub fn is_empty(&self) -> bool {
+        self.y1 <= self.y0 || self.x1 <= self.x0
+    }
+}
+
+/// The filtered flow `[T, H, W, 2]` (dx, dy), with each frame's non-zero support.
+#[derive(Debug, Clone)]
+pub struct DenseFlow {
+    pub size: ClipSize,
+    pub data: Vec<f32>,
+    pub support: Vec<Support>,
+}
+
+impl DenseFlow {
+    /// `(dx, dy)` at a pixel.
+    pub fn at(&self, t: usize, y: usize, x: usize) -> [f32; 2] {
+        let i = ((t * self.size.height + y) * self.size.width + x) * 2;
+        [self.data[i], self.data[i + 1]]
+    }
+
+    /// Largest `sqrt(dx^2 + dy^2)` over the clip, in f32 as torchvision computes it.
+    pub fn max_norm(&self) -> f32 {
+        let (h, w) = (self.size.height, self.size.width);
+        (0..self.size.frames)
+            .into_par_iter()
+            .map(|t| {
+                let s = self.support[t];
+                let mut m = 0.0f32;
+                for y in s.y0..s.y1 {
+                    let row = &self.data[((t * h + y) * w) * 2..((t * h + y + 1) * w) * 2];
+                    for x in s.x0..s.x1 {
+                        let (dx, dy) = (row[2 * x], row[2 * x + 1]);
+                        m = m.max((dx * dx + dy * dy).sqrt());
+                    }
+                }
+                m
+            })
+            .reduce(|| 0.0, f32::max)
+    }
+}
+
+/// Filters every frame of the sparse flow (frame 0 stays zero: it has no splats).
+pub fn gaussian_filter(sparse: &SparseFlow) -> DenseFlow {
+    let size = sparse.size;
+    let frame_len = size.pixels() * 2;
+    let mut data = vec![0.0f32; size.frames * frame_len];
+    let mut support = vec![Support::default(); size.frames];
+    if frame_len > 0 {
+        data.par_chunks_mut(frame_len)
+            .zip(support.par_iter_mut())
+            .zip(sparse.frames.par_iter())
+            .for_each(|((frame, support), splats)| *support = filter_frame(frame, splats, size));
+    }
+    DenseFlow { size, data, support }
+}
+
+fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> Support {
+    if splats.is_empty() {
+        return Support::default();
+    }
+    let weights: Vec<((usize, Vec<f64>), (usize, Vec<f64>))> =
+        splats.iter().map(|s| (axis_weights(size.height, s.y), axis_weights(size.width, s.x))).collect();
+    let y0 = weights.iter().map(|(wy, _)| wy.0).min().unwrap_or(0);
+    let y1 = weights.iter().map(|(wy, _)| wy.0 + wy.1.len()).max().unwrap_or(0);
+    let x0 = weights.iter().map(|(_, wx)| wx.0).min().unwrap_or(0);
+    let x1 = weights.iter().map(|(_, wx)| wx.0 + wx.1.len()).max().unwrap_or(0);
+    let bw = x1 - x0;
+    let mut acc = vec![0.0f64; (y1 - y0) * bw * 2];
+    for (splat, ((wy0, wy), (wx0, wx))) in splats.iter().zip(&weights) {
+        let (dx, dy) = (splat.dx as f64, splat.dy as f64);
+        for (j, &wyv) in wy.iter().enumerate() {
+            let row = (wy0 + j - y0) * bw;
+            for (i, &wxv) in wx.iter().enumerate() {
+                let k = wyv * wxv;
+                let a = (row + wx0 + i - x0) * 2;
+                acc[a] += dx * k;
+                acc[a + 1] += dy * k;
+            }
+        }
+    }
+    for y in y0..y1 {
+        let src = &acc[(y - y0) * bw * 2..(y - y0 + 1) * bw * 2];
+        let dst = &mut frame[(y * size.width + x0) * 2..(y * size.width + x1) * 2];
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s as f32;
+        }
+    }
+    Support { y0, y1, x0, x1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct reflect-101 correlation, for checking the image-sum shortcut.
+    fn reflect101(mut p: i64, n: i64) -> i64 {
+        if n == 1 {
+            return 0;
+        }
+        loop {
+            if p < 0 {
+                p = -p;
+            } else if p >= n {
+                p = 2 * n - p - 2;
+            } else {
+                return p;
+            }
+        }
+    }
+
+    #[test]
+    fn axis_weights_match_direct_reflection_including_repeated_reflection() {
+        for n in [1usize, 2, 5, 40, 48, 100, 481] {
+            for s in [0, n / 3, n - 1] {
+                let (lo, w) = axis_weights(n, s);
+                for i in 0..n {
+                    let direct: f64 = (-49i64..=49)
+                        .filter(|d| reflect101(i as i64 + d, n as i64) == s as i64)
+                        .map(kernel_tap)
+                        .sum();
+                    let ours = if i >= lo && i < lo + w.len() { w[i - lo] } else { 0.0 };
+                    assert!((ours - direct).abs() <= 1e-12 * direct.max(1.0), "n={n} s={s} i={i}: {ours} vs {direct}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The trajectory domain model: pure data, no UI, no numerics beyond sampling.
+//!
+//! A [`Scene`] is what the user edits: the output clip (size, frame count, fps, optional
+//! background image) and any number of [`Track`]s. Sampling a scene yields exactly one pixel
+//! position per track per frame — the `points` the motion field is built from.
+
+mod easing;
+mod editing;
+mod error;
+pub mod point_file;
+pub mod presets;
+pub mod project;
+mod reference;
+mod scene;
+mod timed;
+
+pub use easing::Easing;
+pub use editing::{clamp_to_canvas, freehand_keyframes, StrokeSample};
+pub use error::TrajectoryError;
+pub use reference::{reference_canvas_points, scale_to_pixels, CANVAS_SIZE};
+pub use scene::{Keyframe, PathShape, Scene, Timing, Track};
+
+/// Pixel positions of one track, one `[x, y]` per frame (x = column, y = row).
+pub type FramePoints = Vec<[i32; 2]>;

@@ -1,0 +1,129 @@
+//! Parity checks against the reference fixtures: discovery, one checker per kind, and the
+//! `PASS|FAIL kind case max_abs_err tolerance` report used by `tora-studio verify` and the tests.
+
+mod flow;
+mod t5;
+
+use std::path::{Path, PathBuf};
+
+use crate::Backend;
+
+/// Each kind of parity check; later model issues add theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Flow,
+    T5,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Flow, Kind::T5];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Flow => "flow",
+            Kind::T5 => "t5",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The outcome of one comparison.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub kind: Kind,
+    pub case: String,
+    pub passed: bool,
+    pub max_abs_err: f64,
+    pub tolerance: f64,
+    /// Extra words for a failure (where it differs).
+    pub note: String,
+}
+
+impl CheckResult {
+    pub fn compare(kind: Kind, case: impl Into<String>, max_abs_err: f64, tolerance: f64) -> Self {
+        CheckResult { kind, case: case.into(), passed: max_abs_err <= tolerance, max_abs_err, tolerance, note: String::new() }
+    }
+
+    pub fn failed(kind: Kind, case: impl Into<String>, note: impl Into<String>) -> Self {
+        CheckResult { kind, case: case.into(), passed: false, max_abs_err: f64::NAN, tolerance: 0.0, note: note.into() }
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
+    }
+
+    /// The report line: `PASS|FAIL kind case max_abs_err tolerance [note]`.
+    pub fn line(&self) -> String {
+        let verdict = if self.passed { "PASS" } else { "FAIL" };
+        let mut line = format!("{verdict} {} {} {:.3e} {:.3e}", self.kind.name(), self.case, self.max_abs_err, self.tolerance);
+        if !self.note.is_empty() {
+            line.push_str("  # ");
+            line.push_str(&self.note);
+        }
+        line
+    }
+}
+
+/// Where fixtures are looked for: the given folder, else `$TORA_FIXTURES`, else `../shared/fixtures`.
+pub fn fixtures_root(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("TORA_FIXTURES").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("../shared/fixtures"))
+}
+
+/// Every file under `root` (recursively, sorted), for the checkers to pick theirs from.
+pub fn walk_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs every check of the selected kinds found under `root`, calling `report` as each finishes.
+pub fn run(root: &Path, kinds: &[Kind], backend: Backend, mut report: impl FnMut(&CheckResult)) -> Vec<CheckResult> {
+    let files = walk_files(root);
+    let mut results = Vec::new();
+    for &kind in kinds {
+        match kind {
+            Kind::Flow => flow::run(root, &files, backend, &mut |r| {
+                report(&r);
+                results.push(r);
+            }),
+            Kind::T5 => t5::run(root, &files, backend, &mut |r| {
+                report(&r);
+                results.push(r);
+            }),
+        }
+    }
+    results
+}
+
+/// Case name relative to the fixtures root, without extension.
+fn case_name(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.with_extension("").to_string_lossy().replace('\\', "/")
+}
+
+/// Largest absolute difference between two equally long sequences.
+pub fn max_abs_diff<A: Copy + Into<f64>, B: Copy + Into<f64>>(a: &[A], b: &[B]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter().zip(b).map(|(&x, &y)| (x.into() - y.into()).abs()).fold(0.0, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) })
+}
