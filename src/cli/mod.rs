@@ -1,0 +1,55 @@
+//! The command line: every headless job of the studio. No subcommand opens the studio.
+
+mod encode_text;
+mod flow;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tora-studio", version, about = "Draw, time and preview motion trajectories; generate video with Tora.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compute Tora's motion-field input (flow, points, colours, video_flow) from point files or a project.
+    Flow(flow::FlowArgs),
+    /// Tokenize prompts and run the T5 text encoder; writes ids, mask and prompt_embeds.
+    EncodeText(encode_text::EncodeTextArgs),
+    /// Run the parity checks against reference fixtures; one line per check.
+    Verify(verify::VerifyArgs),
+    /// Open the studio (the default when no subcommand is given).
+    Studio,
+}
+
+/// Exit code for bad input (usage errors from clap use 2 as well).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None | Some(Command::Studio) => crate::app::run().map(|_| ExitCode::SUCCESS),
+        Some(Command::Flow(args)) => flow::run(args).map(|_| ExitCode::SUCCESS),
+        Some(Command::Verify(args)) => verify::run(args),
+        Some(Command::EncodeText(args)) => encode_text::run(args).map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("size {s:?} must look like 720x480"))?;
+    let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("size {s:?} must look like 720x480"));
+    Ok((parse(w)?, parse(h)?))
+}
