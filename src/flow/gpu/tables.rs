@@ -1,0 +1,124 @@
+//! The CPU half of the GPU path: the sparse splats of every frame and their reflect-101 axis
+//! weight tables, packed into the layouts the shaders read (`shaders/flow_common.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::super::gaussian::{axis_weights, Support};
+use super::super::{ClipSize, SparseFlow};
+
+/// `FrameSplats` in WGSL: one frame's splat range and its non-zero rectangle.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct FrameSplatsGpu {
+    pub start: u32,
+    pub count: u32,
+    pub y0: u32,
+    pub y1: u32,
+    pub x0: u32,
+    pub x1: u32,
+    pub pad: [u32; 2],
+}
+
+/// `Splat` in WGSL: a displacement and where its axis weights start in the weight pool.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct SplatGpu {
+    pub dx: f32,
+    pub dy: f32,
+    pub y0: u32,
+    pub y_len: u32,
+    pub x0: u32,
+    pub x_len: u32,
+    pub wy_at: u32,
+    pub wx_at: u32,
+}
+
+/// Everything pass 1 reads, ready to upload.
+pub struct SplatTables {
+    /// `[T]`
+    pub frames: Vec<FrameSplatsGpu>,
+    /// All splats, frame by frame, in the CPU path's order (it fixes the summation order).
+    pub splats: Vec<SplatGpu>,
+    /// The axis weight tables back to back: f64 bytes in exact mode, f32 bytes otherwise.
+    pub weights: Vec<u8>,
+    /// Each frame's non-zero rectangle, as `gaussian_filter` reports it.
+    pub support: Vec<Support>,
+}
+
+impl SplatTables {
+    pub fn build(sparse: &SparseFlow, exact: bool) -> Self {
+        let size: ClipSize = sparse.size;
+        let mut tables = SplatTables { frames: Vec::new(), splats: Vec::new(), weights: Vec::new(), support: Vec::new() };
+        let mut pool_len = 0u32;
+        let mut push_weights = |w: &[f64], bytes: &mut Vec<u8>| -> u32 {
+            let at = pool_len;
+            for &v in w {
+                if exact {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                } else {
+                    bytes.extend_from_slice(&(v as f32).to_le_bytes());
+                }
+            }
+            pool_len += w.len() as u32;
+            at
+        };
+        for splats in &sparse.frames {
+            let start = tables.splats.len() as u32;
+            let mut support: Option<Support> = None;
+            for s in splats {
+                let (y0, wy) = axis_weights(size.height, s.y);
+                let (x0, wx) = axis_weights(size.width, s.x);
+                let wy_at = push_weights(&wy, &mut tables.weights);
+                let wx_at = push_weights(&wx, &mut tables.weights);
+                let rect = Support { y0, y1: y0 + wy.len(), x0, x1: x0 + wx.len() };
+                support = Some(match support {
+                    None => rect,
+                    Some(u) => Support { y0: u.y0.min(rect.y0), y1: u.y1.max(rect.y1), x0: u.x0.min(rect.x0), x1: u.x1.max(rect.x1) },
+                });
+                tables.splats.push(SplatGpu {
+                    dx: s.dx,
+                    dy: s.dy,
+                    y0: y0 as u32,
+                    y_len: wy.len() as u32,
+                    x0: x0 as u32,
+                    x_len: wx.len() as u32,
+                    wy_at,
+                    wx_at,
+                });
+            }
+            let support = support.unwrap_or_default();
+            tables.frames.push(FrameSplatsGpu {
+                start,
+                count: splats.len() as u32,
+                y0: support.y0 as u32,
+                y1: support.y1 as u32,
+                x0: support.x0 as u32,
+                x1: support.x1 as u32,
+                pad: [0; 2],
+            });
+            tables.support.push(support);
+        }
+        tables
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{gaussian_filter, Splat};
+
+    #[test]
+    fn support_matches_the_cpu_filter() {
+        let size = ClipSize { frames: 3, height: 47, width: 61 };
+        let frames = vec![
+            vec![],
+            vec![Splat { y: 0, x: 60, dx: 1.0, dy: 0.0 }],
+            vec![Splat { y: 10, x: 3, dx: 1.0, dy: 2.0 }, Splat { y: 46, x: 30, dx: -1.0, dy: 0.0 }],
+        ];
+        let sparse = SparseFlow { size, frames };
+        let tables = SplatTables::build(&sparse, true);
+        assert_eq!(tables.support, gaussian_filter(&sparse).support);
+        assert_eq!(tables.frames[2].start, 1);
+        assert_eq!(tables.frames[2].count, 2);
+    }
+}
