@@ -3,16 +3,27 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tora_studio::flow::{self, ClipSize};
-use tora_studio::trajectory::{presets::Preset, Scene};
+use tora_studio::trajectory::{point_file, presets::Preset, Scene};
 
+/// Three preset tracks, exported as Tora point files (49 points each, under
+/// `target/bench-points/`) and read back as reference-mode tracks, so the reference Python
+/// (`process_traj` + `flow_to_image`) can be timed on exactly the same input.
 fn scene() -> Scene {
-    let mut scene = Scene::default();
+    let mut presets = Scene::default();
     for (i, (p, c)) in [(Preset::Circle, [70.0, 90.0]), (Preset::Wave, [128.0, 180.0]), (Preset::Spiral, [190.0, 80.0])]
         .into_iter()
         .enumerate()
     {
-        let colour = scene.next_colour();
-        scene.tracks.push(p.track(format!("t{i}"), colour, c, 50.0, scene.frames));
+        let colour = presets.next_colour();
+        presets.tracks.push(p.track(format!("t{i}"), colour, c, 50.0, presets.frames));
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-points");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut scene = Scene { tracks: Vec::new(), ..presets.clone() };
+    for track in &presets.tracks {
+        let path = dir.join(format!("{}.txt", track.name));
+        point_file::write_track(&path, track, presets.frames).unwrap();
+        scene.tracks.push(point_file::read_track(&path, track.colour).unwrap());
     }
     scene
 }
