@@ -67,12 +67,15 @@ impl Support {
     }
 }
 
-/// The filtered flow `[T, H, W, 2]` (dx, dy), with each frame's non-zero support.
+/// The filtered flow `[T, H, W, 2]` (dx, dy), with where each frame can be non-zero.
 #[derive(Debug, Clone)]
 pub struct DenseFlow {
     pub size: ClipSize,
     pub data: Vec<f32>,
+    /// Per frame, the bounding rectangle of all splat kernels.
     pub support: Vec<Support>,
+    /// Per frame, each splat kernel's rectangle (they may overlap); zero flow outside them.
+    pub boxes: Vec<Vec<Support>>,
 }
 
 impl DenseFlow {
@@ -88,13 +91,13 @@ impl DenseFlow {
         (0..self.size.frames)
             .into_par_iter()
             .map(|t| {
-                let s = self.support[t];
                 let mut m = 0.0f32;
-                for y in s.y0..s.y1 {
-                    let row = &self.data[((t * h + y) * w) * 2..((t * h + y + 1) * w) * 2];
-                    for x in s.x0..s.x1 {
-                        let (dx, dy) = (row[2 * x], row[2 * x + 1]);
-                        m = m.max((dx * dx + dy * dy).sqrt());
+                for s in &self.boxes[t] {
+                    for y in s.y0..s.y1 {
+                        let row = &self.data[((t * h + y) * w + s.x0) * 2..((t * h + y) * w + s.x1) * 2];
+                        for v in row.chunks_exact(2) {
+                            m = m.max((v[0] * v[0] + v[1] * v[1]).sqrt());
+                        }
                     }
                 }
                 m
@@ -109,18 +112,20 @@ pub fn gaussian_filter(sparse: &SparseFlow) -> DenseFlow {
     let frame_len = size.pixels() * 2;
     let mut data = vec![0.0f32; size.frames * frame_len];
     let mut support = vec![Support::default(); size.frames];
+    let mut boxes = vec![Vec::new(); size.frames];
     if frame_len > 0 {
         data.par_chunks_mut(frame_len)
-            .zip(support.par_iter_mut())
+            .zip(support.par_iter_mut().zip(boxes.par_iter_mut()))
             .zip(sparse.frames.par_iter())
-            .for_each(|((frame, support), splats)| *support = filter_frame(frame, splats, size));
+            .for_each(|((frame, (support, boxes)), splats)| (*support, *boxes) = filter_frame(frame, splats, size));
     }
-    DenseFlow { size, data, support }
+    DenseFlow { size, data, support, boxes }
 }
 
-fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> Support {
+/// Filters one frame; returns the union rectangle and each splat's rectangle.
+fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> (Support, Vec<Support>) {
     if splats.is_empty() {
-        return Support::default();
+        return (Support::default(), Vec::new());
     }
     let weights: Vec<((usize, Vec<f64>), (usize, Vec<f64>))> =
         splats.iter().map(|s| (axis_weights(size.height, s.y), axis_weights(size.width, s.x))).collect();
@@ -129,6 +134,7 @@ fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> S
     let x0 = weights.iter().map(|(_, wx)| wx.0).min().unwrap_or(0);
     let x1 = weights.iter().map(|(_, wx)| wx.0 + wx.1.len()).max().unwrap_or(0);
     let bw = x1 - x0;
+    // Zeroed lazily by the allocator: only the pages under the kernels are ever touched.
     let mut acc = vec![0.0f64; (y1 - y0) * bw * 2];
     for (splat, ((wy0, wy), (wx0, wx))) in splats.iter().zip(&weights) {
         let (dx, dy) = (splat.dx as f64, splat.dy as f64);
@@ -142,14 +148,21 @@ fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> S
             }
         }
     }
-    for y in y0..y1 {
-        let src = &acc[(y - y0) * bw * 2..(y - y0 + 1) * bw * 2];
-        let dst = &mut frame[(y * size.width + x0) * 2..(y * size.width + x1) * 2];
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s as f32;
+    let boxes: Vec<Support> = weights
+        .iter()
+        .map(|((wy0, wy), (wx0, wx))| Support { y0: *wy0, y1: wy0 + wy.len(), x0: *wx0, x1: wx0 + wx.len() })
+        .collect();
+    // Overlapping boxes write the same values twice, which is harmless.
+    for b in &boxes {
+        for y in b.y0..b.y1 {
+            let src = &acc[((y - y0) * bw + b.x0 - x0) * 2..((y - y0) * bw + b.x1 - x0) * 2];
+            let dst = &mut frame[(y * size.width + b.x0) * 2..(y * size.width + b.x1) * 2];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s as f32;
+            }
         }
     }
-    Support { y0, y1, x0, x1 }
+    (Support { y0, y1, x0, x1 }, boxes)
 }
 
 #[cfg(test)]

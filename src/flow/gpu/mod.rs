@@ -59,6 +59,7 @@ pub struct GpuFlow {
 struct Run {
     field: GpuMotionField,
     support: Vec<Support>,
+    boxes: Vec<Vec<Support>>,
     /// `[T, H, W, 2]` when the flow was read back.
     flow: Option<Vec<f32>>,
     /// `[T, H, W]` packed RGBA8 when the colours were read back.
@@ -146,7 +147,7 @@ impl GpuFlow {
         let max_norm = run.field.max_norm;
         Ok(MotionField {
             points: tracks,
-            flow: DenseFlow { size, data: flow, support: run.support },
+            flow: DenseFlow { size, data: flow, support: run.support, boxes: run.boxes },
             rgb: FlowRgb { size, data: planes, max_norm },
         })
     }
@@ -330,6 +331,7 @@ impl GpuFlow {
         Ok(Run {
             field: GpuMotionField { size, max_norm: f32::from_bits(max_bits), rgba },
             support: tables.support,
+            boxes: tables.boxes,
             flow,
             rgba: rgba_values,
         })

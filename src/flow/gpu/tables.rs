@@ -43,12 +43,14 @@ pub struct SplatTables {
     pub weights: Vec<u8>,
     /// Each frame's non-zero rectangle, as `gaussian_filter` reports it.
     pub support: Vec<Support>,
+    /// Each frame's per-splat rectangles, as `gaussian_filter` reports them.
+    pub boxes: Vec<Vec<Support>>,
 }
 
 impl SplatTables {
     pub fn build(sparse: &SparseFlow, exact: bool) -> Self {
         let size: ClipSize = sparse.size;
-        let mut tables = SplatTables { frames: Vec::new(), splats: Vec::new(), weights: Vec::new(), support: Vec::new() };
+        let mut tables = SplatTables { frames: Vec::new(), splats: Vec::new(), weights: Vec::new(), support: Vec::new(), boxes: Vec::new() };
         let mut pool_len = 0u32;
         let mut push_weights = |w: &[f64], bytes: &mut Vec<u8>| -> u32 {
             let at = pool_len;
@@ -65,12 +67,14 @@ impl SplatTables {
         for splats in &sparse.frames {
             let start = tables.splats.len() as u32;
             let mut support: Option<Support> = None;
+            let mut boxes = Vec::with_capacity(splats.len());
             for s in splats {
                 let (y0, wy) = axis_weights(size.height, s.y);
                 let (x0, wx) = axis_weights(size.width, s.x);
                 let wy_at = push_weights(&wy, &mut tables.weights);
                 let wx_at = push_weights(&wx, &mut tables.weights);
                 let rect = Support { y0, y1: y0 + wy.len(), x0, x1: x0 + wx.len() };
+                boxes.push(rect);
                 support = Some(match support {
                     None => rect,
                     Some(u) => Support { y0: u.y0.min(rect.y0), y1: u.y1.max(rect.y1), x0: u.x0.min(rect.x0), x1: u.x1.max(rect.x1) },
@@ -97,6 +101,7 @@ impl SplatTables {
                 pad: [0; 2],
             });
             tables.support.push(support);
+            tables.boxes.push(boxes);
         }
         tables
     }
@@ -118,6 +123,7 @@ mod tests {
         let sparse = SparseFlow { size, frames };
         let tables = SplatTables::build(&sparse, true);
         assert_eq!(tables.support, gaussian_filter(&sparse).support);
+        assert_eq!(tables.boxes, gaussian_filter(&sparse).boxes);
         assert_eq!(tables.frames[2].start, 1);
         assert_eq!(tables.frames[2].count, 2);
     }
