@@ -57,7 +57,8 @@ macro_rules! typed_getter {
 impl TensorFile {
     pub fn open(path: &Path) -> Result<Self, TensorFileError> {
         let bytes = std::fs::read(path).map_err(|source| TensorFileError::Io { path: path.into(), source })?;
-        SafeTensors::deserialize(&bytes).map_err(|e| TensorFileError::Format { path: path.into(), reason: e.to_string() })?;
+        SafeTensors::deserialize(&bytes)
+            .map_err(|e| TensorFileError::Format { path: path.into(), reason: e.to_string() })?;
         Ok(TensorFile { path: path.into(), bytes })
     }
 
@@ -90,7 +91,12 @@ impl TensorFile {
     pub fn u8(&self, name: &str) -> Result<Tensor<u8>, TensorFileError> {
         let view = self.view(name)?;
         if view.dtype() != Dtype::U8 {
-            return Err(TensorFileError::Dtype { path: self.path.clone(), name: name.into(), found: view.dtype(), expected: "U8" });
+            return Err(TensorFileError::Dtype {
+                path: self.path.clone(),
+                name: name.into(),
+                found: view.dtype(),
+                expected: "U8",
+            });
         }
         Ok(Tensor { shape: view.shape().to_vec(), data: view.data().to_vec() })
     }
@@ -106,10 +112,20 @@ pub struct OutTensor {
 
 impl OutTensor {
     pub fn f32(name: &str, shape: Vec<usize>, data: &[f32]) -> Self {
-        OutTensor { name: name.into(), dtype: Dtype::F32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+        OutTensor {
+            name: name.into(),
+            dtype: Dtype::F32,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
     pub fn i32(name: &str, shape: Vec<usize>, data: &[i32]) -> Self {
-        OutTensor { name: name.into(), dtype: Dtype::I32, shape, bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect() }
+        OutTensor {
+            name: name.into(),
+            dtype: Dtype::I32,
+            shape,
+            bytes: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
     pub fn u8(name: &str, shape: Vec<usize>, data: &[u8]) -> Self {
         OutTensor { name: name.into(), dtype: Dtype::U8, shape, bytes: data.to_vec() }
@@ -117,7 +133,11 @@ impl OutTensor {
 }
 
 /// Writes tensors (and string metadata) to a safetensors file.
-pub fn write_tensors(path: &Path, tensors: &[OutTensor], metadata: HashMap<String, String>) -> Result<(), TensorFileError> {
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[OutTensor],
+    metadata: HashMap<String, String>,
+) -> Result<(), TensorFileError> {
     let write_err = |reason: String| TensorFileError::Write { path: path.into(), reason };
     let views = tensors
         .iter()

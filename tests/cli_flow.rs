@@ -36,7 +36,15 @@ fn point_files_to_safetensors_in_the_fixture_layout() {
     let b = write(dir.path(), "b.txt", "128,128\n60,128\n");
     let out_path = dir.path().join("flow.safetensors");
     let out = studio(&[
-        "flow", "--points", a.to_str().unwrap(), b.to_str().unwrap(), "--frames", "9", "--size", "64x48", "--out",
+        "flow",
+        "--points",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--frames",
+        "9",
+        "--size",
+        "64x48",
+        "--out",
         out_path.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -63,7 +71,8 @@ fn project_to_png_folder() {
     let frames = dir.path().join("frames");
     let out = studio(&["flow", "--project", proj.to_str().unwrap(), "--out", frames.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut names: Vec<String> = std::fs::read_dir(&frames).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&frames).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, (0..5).map(|i| format!("flow_{i:04}.png")).collect::<Vec<_>>());
     let img = image::open(frames.join("flow_0002.png")).unwrap().to_rgb8();
@@ -75,7 +84,17 @@ fn video_output_uses_system_ffmpeg_or_says_it_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let a = write(dir.path(), "a.txt", "10,20\n200,200\n");
     let mp4 = dir.path().join("flow.mp4");
-    let out = studio(&["flow", "--points", a.to_str().unwrap(), "--frames", "9", "--size", "65x47", "--out", mp4.to_str().unwrap()]);
+    let out = studio(&[
+        "flow",
+        "--points",
+        a.to_str().unwrap(),
+        "--frames",
+        "9",
+        "--size",
+        "65x47",
+        "--out",
+        mp4.to_str().unwrap(),
+    ]);
     if tora_studio::export::video::ffmpeg_available() {
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(std::fs::metadata(&mp4).unwrap().len() > 0);
@@ -96,15 +115,25 @@ fn bad_input_is_one_line_naming_file_and_line_with_exit_code_2() {
     assert_bad_input(&studio(&["flow", "--points", &s(&malformed), "--out", &out_file]), "malformed.txt:2:");
 
     let empty = write(d, "empty.txt", "");
-    assert_bad_input(&studio(&["flow", "--points", &s(&empty), "--out", &out_file]), "empty.txt: the point file holds no points");
+    assert_bad_input(
+        &studio(&["flow", "--points", &s(&empty), "--out", &out_file]),
+        "empty.txt: the point file holds no points",
+    );
 
     let off = write(d, "off.txt", "1,2\n300,4\n");
-    assert_bad_input(&studio(&["flow", "--points", &s(&off), "--out", &out_file]), "off.txt:2: point (300, 4) is outside");
+    assert_bad_input(
+        &studio(&["flow", "--points", &s(&off), "--out", &out_file]),
+        "off.txt:2: point (300, 4) is outside",
+    );
 
     assert_bad_input(&studio(&["flow", "--points", &s(&good), "--size", "0x480", "--out", &out_file]), "zero side");
-    assert_bad_input(&studio(&["flow", "--points", &s(&good), "--frames", "1", "--out", &out_file]), "at least 2 frames");
+    assert_bad_input(
+        &studio(&["flow", "--points", &s(&good), "--frames", "1", "--out", &out_file]),
+        "at least 2 frames",
+    );
 
-    let bad_json = write(d, "broken.json", "{\"format\": \"tora-studio-project\",\n \"version\": 1,\n \"scene\": {oops}}");
+    let bad_json =
+        write(d, "broken.json", "{\"format\": \"tora-studio-project\",\n \"version\": 1,\n \"scene\": {oops}}");
     assert_bad_input(&studio(&["flow", "--project", &s(&bad_json), "--out", &out_file]), "broken.json:3:");
 
     // A single-point track: the reference crashes; we name the track.
@@ -112,14 +141,20 @@ fn bad_input_is_one_line_naming_file_and_line_with_exit_code_2() {
     assert_bad_input(&studio(&["flow", "--points", &s(&single), "--out", &out_file]), "track 'single'");
 
     // A missing file.
-    assert_bad_input(&studio(&["flow", "--points", &s(&d.join("nope.txt")), "--out", &out_file]), "nope.txt: cannot read");
+    assert_bad_input(
+        &studio(&["flow", "--points", &s(&d.join("nope.txt")), "--out", &out_file]),
+        "nope.txt: cannot read",
+    );
 }
 
 #[test]
 fn verify_reports_one_line_per_check_and_a_summary() {
     let root = tora_studio::verify::fixtures_root(None);
     if !root.is_dir() {
-        eprintln!("\n!!!!! FIXTURES MISSING: {} not found; set TORA_FIXTURES. verify NOT checked. !!!!!\n", root.display());
+        eprintln!(
+            "\n!!!!! FIXTURES MISSING: {} not found; set TORA_FIXTURES. verify NOT checked. !!!!!\n",
+            root.display()
+        );
         return;
     }
     let out = studio(&["verify", "--only", "flow", "--fixtures", root.to_str().unwrap()]);

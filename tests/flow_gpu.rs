@@ -73,7 +73,9 @@ fn assert_matches_cpu(what: &str, gpu: &MotionField, cpu: &MotionField) {
         }
     }
     assert!(rgb_err <= 1, "{what}: colours differ by {rgb_err} levels");
-    eprintln!("{what}: flow max |d| {flow_err:e} ({flow_differ} values not bit-equal), {rgb_differ} colour values off by one");
+    eprintln!(
+        "{what}: flow max |d| {flow_err:e} ({flow_differ} values not bit-equal), {rgb_differ} colour values off by one"
+    );
 }
 
 fn check_tracks(what: &str, tracks: Vec<TrackPoints>, size: ClipSize) {
@@ -103,14 +105,19 @@ fn presets_on_an_odd_size_match_the_cpu() {
         61,
         47,
         9,
-        &[(Preset::Circle, [70.0, 90.0], 50.0), (Preset::Wave, [128.0, 180.0], 60.0), (Preset::Spiral, [190.0, 80.0], 40.0)],
+        &[
+            (Preset::Circle, [70.0, 90.0], 50.0),
+            (Preset::Wave, [128.0, 180.0], 60.0),
+            (Preset::Spiral, [190.0, 80.0], 40.0),
+        ],
     );
     check_scene("presets 9x47x61", &scene);
 }
 
 #[test]
 fn shake_and_coaster_on_a_wider_frame_match_the_cpu() {
-    let scene = preset_scene(130, 90, 7, &[(Preset::Shake, [128.0, 128.0], 80.0), (Preset::Coaster, [100.0, 150.0], 90.0)]);
+    let scene =
+        preset_scene(130, 90, 7, &[(Preset::Shake, [128.0, 128.0], 80.0), (Preset::Coaster, [100.0, 150.0], 90.0)]);
     check_scene("shake+coaster 7x90x130", &scene);
 }
 
@@ -168,7 +175,12 @@ fn an_out_of_frame_point_is_the_cpu_error() {
 #[test]
 fn colours_left_on_the_device_match_the_cpu() {
     let Some(gpu) = gpu() else { return };
-    let scene = preset_scene(37, 29, 5, &[(Preset::Infinity, [128.0, 128.0], 70.0), (Preset::PauseThenMove, [60.0, 60.0], 50.0)]);
+    let scene = preset_scene(
+        37,
+        29,
+        5,
+        &[(Preset::Infinity, [128.0, 128.0], 70.0), (Preset::PauseThenMove, [60.0, 60.0], 50.0)],
+    );
     let tracks = flow::scene_points(&scene).expect("points");
     let size = ClipSize::of(&scene);
     let cpu = flow::motion_field_cpu(tracks.clone(), size).expect("CPU");
@@ -189,7 +201,12 @@ fn colours_left_on_the_device_match_the_cpu() {
     gpu.queue().submit([encoder.finish()]);
     staging.map_async(wgpu::MapMode::Read, .., |r| r.expect("map"));
     device.poll(wgpu::PollType::wait_indefinitely()).expect("poll");
-    let packed: Vec<u32> = staging.get_mapped_range(..).expect("mapped").chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().unwrap())).collect();
+    let packed: Vec<u32> = staging
+        .get_mapped_range(..)
+        .expect("mapped")
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     let n = size.pixels();
     for t in 0..size.frames {
         for i in 0..n {
@@ -225,7 +242,8 @@ fn small_binding_limits_split_the_clip_into_chunks() {
     }))
     .expect("device");
     let chunked = GpuFlow::from_device(device, queue);
-    let scene = preset_scene(61, 47, 9, &[(Preset::Sawtooth, [128.0, 128.0], 90.0), (Preset::Circle, [60.0, 200.0], 40.0)]);
+    let scene =
+        preset_scene(61, 47, 9, &[(Preset::Sawtooth, [128.0, 128.0], 90.0), (Preset::Circle, [60.0, 200.0], 40.0)]);
     let tracks = flow::scene_points(&scene).expect("points");
     let size = ClipSize::of(&scene);
     let ours = chunked.motion_field(tracks.clone(), size).expect("chunked GPU");
@@ -241,11 +259,20 @@ fn every_flow_fixture_passes_on_the_gpu() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
     if !root.join("flow").is_dir() {
-        eprintln!("\n!!!!! WARNING: no flow fixtures under {} — the GPU fixture parity was NOT checked !!!!!\n", root.display());
+        eprintln!(
+            "\n!!!!! WARNING: no flow fixtures under {} — the GPU fixture parity was NOT checked !!!!!\n",
+            root.display()
+        );
         return;
     }
     let results = verify::run(&root, &[Kind::Flow], Backend::Wgpu, |r| eprintln!("{}", r.line()));
     assert!(!results.is_empty(), "no flow checks ran under {}", root.display());
     let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
-    assert!(failed.is_empty(), "{} of {} flow checks failed on wgpu:\n{}", failed.len(), results.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} of {} flow checks failed on wgpu:\n{}",
+        failed.len(),
+        results.len(),
+        failed.join("\n")
+    );
 }

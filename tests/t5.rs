@@ -22,7 +22,10 @@ fn t5_model_dirs() -> Vec<PathBuf> {
     let root = fixtures_root();
     let dirs: Vec<PathBuf> = verify::walk_files(&root)
         .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| n == "t5.safetensors") && p.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "io"))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| n == "t5.safetensors")
+                && p.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "io")
+        })
         .filter_map(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
         .collect();
     if dirs.is_empty() {
@@ -101,7 +104,11 @@ fn load_err(dir: &Path) -> LoadError {
 }
 
 /// Rewrites a safetensors file through `edit(name, dtype, shape, bytes)` (None drops the tensor).
-fn rewrite(path: &Path, extra: Option<(&str, Vec<usize>)>, edit: impl Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)>) {
+fn rewrite(
+    path: &Path,
+    extra: Option<(&str, Vec<usize>)>,
+    edit: impl Fn(&str, Vec<usize>, Vec<u8>) -> Option<(Vec<usize>, Vec<u8>)>,
+) {
     let bytes = std::fs::read(path).expect("read shard");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid shard");
     let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -170,7 +177,12 @@ fn loader_reports_wrong_shape_missing_and_unexpected_keys() {
         // A wrong-shaped tensor, a missing one and an extra one, all in the last shard.
         let last = all.last().expect("a shard").clone();
         let st_bytes = std::fs::read(&last).expect("read");
-        let names: Vec<String> = safetensors::SafeTensors::deserialize(&st_bytes).expect("valid").names().into_iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = safetensors::SafeTensors::deserialize(&st_bytes)
+            .expect("valid")
+            .names()
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut names = names;
         names.sort();
         assert!(names.len() >= 2, "need two tensors in {last:?}");
@@ -220,8 +232,8 @@ fn loader_bad_config_is_an_error() {
         let cfg = tmp.path().join("text_encoder/config.json");
         let good = std::fs::read_to_string(&cfg).expect("config");
         for bad in [
-            good[..good.len() / 2].to_string(),                                     // truncated JSON
-            good.replacen("\"d_model\"", "\"d_model_\"", 1),                          // missing field
+            good[..good.len() / 2].to_string(),              // truncated JSON
+            good.replacen("\"d_model\"", "\"d_model_\"", 1), // missing field
             good.replacen("\"num_heads\": ", "\"num_heads\": \"many\", \"x\": ", 1), // wrong type
             good.replacen("\"gated-gelu\"", "\"gated-nonsense\"", 1).replacen("\"gelu_new\"", "\"nonsense\"", 1),
         ] {
@@ -372,7 +384,10 @@ fn write_bf16_shard(path: &Path, tensors: &[(String, Vec<usize>)]) {
     let mut offset = 0usize;
     for (name, shape) in tensors {
         let n: usize = shape.iter().product::<usize>() * 2;
-        header.insert(name.clone(), serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + n]}));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + n]}),
+        );
         offset += n;
     }
     header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
@@ -430,7 +445,8 @@ fn write_xxl_checkpoint(dir: &Path, layers: usize) -> usize {
         }
     }
     let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": map});
-    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::to_string_pretty(&index).expect("json")).expect("index");
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::to_string_pretty(&index).expect("json"))
+        .expect("index");
     total
 }
 
@@ -446,7 +462,11 @@ fn status_kib(field: &str) -> u64 {
 #[test]
 #[ignore = "writes GBs of synthetic weights; run explicitly to measure peak RSS"]
 fn t5_xxl_load_peak_rss() {
-    let layers: Vec<usize> = std::env::var("T5_RSS_LAYERS").unwrap_or_else(|_| "2,6".into()).split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let layers: Vec<usize> = std::env::var("T5_RSS_LAYERS")
+        .unwrap_or_else(|_| "2,6".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     let base = std::env::var_os("T5_RSS_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let device = cpu();
     let mut points = Vec::new();
@@ -455,7 +475,11 @@ fn t5_xxl_load_peak_rss() {
         let dir = tmp.path().join("text_encoder");
         let t = std::time::Instant::now();
         let disk = write_xxl_checkpoint(&dir, n);
-        println!("wrote {n}-layer synthetic T5-XXL checkpoint: {:.2} GiB bf16 in {:.1}s", disk as f64 / (1u64 << 30) as f64, t.elapsed().as_secs_f64());
+        println!(
+            "wrote {n}-layer synthetic T5-XXL checkpoint: {:.2} GiB bf16 in {:.1}s",
+            disk as f64 / (1u64 << 30) as f64,
+            t.elapsed().as_secs_f64()
+        );
         // Drop written pages from the page cache accounting of this process and reset VmHWM.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let before = status_kib("VmRSS:");
@@ -519,7 +543,10 @@ fn f16_wgpu_close_to_reference() {
         }
         let status = cmd.status().expect("run tora-studio");
         assert!(status.success(), "encode-text f16 failed on {}", model.display());
-        let ours = tora_studio::tensor_file::TensorFile::open(&out).expect("output").f32("prompt_embeds").expect("prompt_embeds");
+        let ours = tora_studio::tensor_file::TensorFile::open(&out)
+            .expect("output")
+            .f32("prompt_embeds")
+            .expect("prompt_embeds");
         assert_eq!(ours.shape, reference.shape);
         let max_ref = reference.data.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         let err = verify::max_abs_diff(&ours.data, &reference.data);

@@ -1,9 +1,9 @@
 //! The studio driven like a user would: simulated pointer and key events on the real app,
 //! asserting the resulting scene data.
 
+use eframe::egui::{self, Event, Key, Modifiers, PointerButton, Pos2};
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
-use eframe::egui::{self, Event, Key, Modifiers, PointerButton, Pos2};
 use tora_studio::app::{Level, StudioApp, Tool};
 use tora_studio::trajectory::{project, Keyframe, PathShape, Scene, Track};
 
@@ -147,7 +147,11 @@ fn freehand_stroke_speed_becomes_timing() {
 }
 
 fn three_point_scene() -> Scene {
-    let track = Track::new("t", [230, 57, 70], vec![Keyframe::at(40.0, 40.0), Keyframe::at(128.0, 128.0), Keyframe::at(220.0, 40.0)]);
+    let track = Track::new(
+        "t",
+        [230, 57, 70],
+        vec![Keyframe::at(40.0, 40.0), Keyframe::at(128.0, 128.0), Keyframe::at(220.0, 40.0)],
+    );
     Scene { tracks: vec![track], ..Scene::default() }
 }
 
@@ -217,7 +221,10 @@ fn move_track_tool_moves_every_point() {
 fn anchor_tool_places_a_static_point() {
     let mut h = studio(empty_scene());
     h.state_mut().set_tool(Tool::Anchor);
-    { let p = screen(&h, [100.0, 100.0]); click(&mut h, p); }
+    {
+        let p = screen(&h, [100.0, 100.0]);
+        click(&mut h, p);
+    }
     let scene = h.state().scene();
     assert_eq!(scene.tracks.len(), 1);
     let positions = scene.tracks[0].canvas_positions(scene.frames).unwrap();
@@ -273,7 +280,10 @@ fn save_with_ctrl_s_and_reopen() {
     assert!(h.state_mut().save_project_to(&path));
     // Edit, then Ctrl+S saves to the same file.
     h.state_mut().set_tool(Tool::Polyline);
-    { let p = screen(&h, [60.0, 200.0]); click(&mut h, p); }
+    {
+        let p = screen(&h, [60.0, 200.0]);
+        click(&mut h, p);
+    }
     key(&mut h, Modifiers::COMMAND, Key::S);
     let edited = h.state().scene().clone();
     assert_eq!(edited.tracks.len(), 2);
@@ -308,7 +318,8 @@ fn bad_files_show_a_message_and_keep_the_current_work() {
     h.run_steps(2);
 
     assert_eq!(h.state().scene(), &work, "the work is untouched");
-    let errors: Vec<&str> = h.state().notices().iter().filter(|n| n.level == Level::Error).map(|n| n.text.as_str()).collect();
+    let errors: Vec<&str> =
+        h.state().notices().iter().filter(|n| n.level == Level::Error).map(|n| n.text.as_str()).collect();
     assert_eq!(errors.len(), 4, "{errors:?}");
     assert!(errors[0].contains("not an image"), "{}", errors[0]);
     assert!(errors[1].contains("9000x4"), "{}", errors[1]);
@@ -328,7 +339,10 @@ fn the_motion_field_is_computed_on_the_cpu_without_a_gpu_device() {
     h.run_steps(2);
     // An edit recomputes it.
     h.state_mut().set_tool(Tool::Anchor);
-    { let p = screen(&h, [30.0, 30.0]); click(&mut h, p); }
+    {
+        let p = screen(&h, [30.0, 30.0]);
+        click(&mut h, p);
+    }
     assert!(h.state_mut().wait_for_flow(std::time::Duration::from_secs(300)));
     assert_eq!(h.state().scene().tracks.len(), 4);
 }

@@ -106,12 +106,16 @@ mod tests {
         assert!(err.contains("not an image"), "{err}");
         // A real PNG wider than the limit: refused before decoding.
         let mut png = Vec::new();
-        image::RgbaImage::new(MAX_IMAGE_SIDE + 1, 2).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        image::RgbaImage::new(MAX_IMAGE_SIDE + 1, 2)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
         let err = decode_image("big.png", &png).unwrap_err();
         assert!(err.contains(&format!("{}x2", MAX_IMAGE_SIDE + 1)), "{err}");
         let ok = decode_image("one.png", &{
             let mut v = Vec::new();
-            image::RgbaImage::from_pixel(2, 3, image::Rgba([1, 2, 3, 255])).write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png).unwrap();
+            image::RgbaImage::from_pixel(2, 3, image::Rgba([1, 2, 3, 255]))
+                .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png)
+                .unwrap();
             v
         })
         .unwrap();

@@ -3,7 +3,9 @@
 
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
-use crate::trajectory::{clamp_to_canvas, freehand_keyframes, Keyframe, PathShape, StrokeSample, Timing, Track, CANVAS_SIZE};
+use crate::trajectory::{
+    clamp_to_canvas, freehand_keyframes, Keyframe, PathShape, StrokeSample, Timing, Track, CANVAS_SIZE,
+};
 
 use super::preview::PREVIEW_LABEL;
 use super::{Selection, StudioApp, Tool};
@@ -18,11 +20,22 @@ const STROKE_SPACING: f64 = 3.0;
 pub enum Gesture {
     #[default]
     None,
-    DragPoint { track: usize, point: usize },
-    MoveTrack { track: usize, last: [f64; 2] },
-    Stroke { samples: Vec<StrokeSample> },
+    DragPoint {
+        track: usize,
+        point: usize,
+    },
+    MoveTrack {
+        track: usize,
+        last: [f64; 2],
+    },
+    Stroke {
+        samples: Vec<StrokeSample>,
+    },
     /// Dragging a keyframe in time on the timeline.
-    Retime { track: usize, point: usize },
+    Retime {
+        track: usize,
+        point: usize,
+    },
 }
 
 /// Zoom and pan of the canvas, and where the output frame was last drawn.
@@ -115,7 +128,8 @@ impl StudioApp {
         let frame = self.playback.frame;
         let mut showing_preview = false;
         if self.state.show_preview {
-            let points = super::flow_overlay::flow_input(&self.scene).map(|t| t.into_iter().map(|t| t.points).collect::<Vec<_>>());
+            let points = super::flow_overlay::flow_input(&self.scene)
+                .map(|t| t.into_iter().map(|t| t.points).collect::<Vec<_>>());
             let version = self.background_version;
             if let (Some(image), Ok(points)) = (self.background.fitted(w, h, fit).cloned(), points) {
                 let id = self.preview.texture(ui.ctx(), &image, version, &points, frame);
@@ -149,10 +163,20 @@ impl StudioApp {
         if showing_preview {
             let at = frame_rect.left_top() + egui::vec2(8.0, 8.0);
             let galley = painter.layout_no_wrap(PREVIEW_LABEL.into(), egui::FontId::proportional(14.0), Color32::WHITE);
-            painter.rect_filled(Rect::from_min_size(at, galley.size()).expand(4.0), 3.0, Color32::from_black_alpha(170));
+            painter.rect_filled(
+                Rect::from_min_size(at, galley.size()).expand(4.0),
+                3.0,
+                Color32::from_black_alpha(170),
+            );
             painter.galley(at, galley, Color32::WHITE);
         } else if self.state.show_preview {
-            painter.text(frame_rect.left_top() + egui::vec2(8.0, 8.0), egui::Align2::LEFT_TOP, "Open an image to preview motion", egui::FontId::proportional(14.0), Color32::WHITE);
+            painter.text(
+                frame_rect.left_top() + egui::vec2(8.0, 8.0),
+                egui::Align2::LEFT_TOP,
+                "Open an image to preview motion",
+                egui::FontId::proportional(14.0),
+                Color32::WHITE,
+            );
         }
     }
 
@@ -177,8 +201,19 @@ impl StudioApp {
             for (pi, k) in track.points.iter().enumerate() {
                 let at = to_screen(frame_rect, [k.x, k.y]);
                 let is_selected = selected && self.selection.point == Some(pi);
-                let radius = if track.points.len() == 1 { 6.0 } else if is_selected { 5.5 } else { 4.0 };
-                painter.circle(at, radius, if is_selected { Color32::WHITE } else { c }, Stroke::new(1.5, Color32::from_black_alpha(200)));
+                let radius = if track.points.len() == 1 {
+                    6.0
+                } else if is_selected {
+                    5.5
+                } else {
+                    4.0
+                };
+                painter.circle(
+                    at,
+                    radius,
+                    if is_selected { Color32::WHITE } else { c },
+                    Stroke::new(1.5, Color32::from_black_alpha(200)),
+                );
                 if k.hold > 0 {
                     painter.circle_stroke(at, radius + 3.0, Stroke::new(1.0, c));
                 }
@@ -196,7 +231,13 @@ impl StudioApp {
             }
             if track.locked {
                 if let Some(first) = track.points.first() {
-                    painter.text(to_screen(frame_rect, [first.x, first.y]) + egui::vec2(8.0, -14.0), egui::Align2::LEFT_BOTTOM, "locked", egui::FontId::proportional(11.0), c);
+                    painter.text(
+                        to_screen(frame_rect, [first.x, first.y]) + egui::vec2(8.0, -14.0),
+                        egui::Align2::LEFT_BOTTOM,
+                        "locked",
+                        egui::FontId::proportional(11.0),
+                        c,
+                    );
                 }
             }
         }
@@ -208,7 +249,8 @@ impl StudioApp {
 
     fn zoom_and_pan(&mut self, ui: &egui::Ui, response: &egui::Response, frame_rect: Rect) {
         if response.hovered() {
-            let (scroll, zoom_delta, pointer) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta(), i.pointer.hover_pos()));
+            let (scroll, zoom_delta, pointer) =
+                ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta(), i.pointer.hover_pos()));
             let factor = zoom_delta * (scroll * 0.0015).exp();
             if (factor - 1.0).abs() > 1e-4 {
                 let new_zoom = (self.view.zoom * factor).clamp(0.2, 16.0);
@@ -236,7 +278,10 @@ impl StudioApp {
             for (pi, k) in track.points.iter().enumerate() {
                 let d = to_screen(frame_rect, [k.x, k.y]).distance(pos);
                 // Ties go to the selected track, then to the later (topmost) one.
-                let better = best.is_none_or(|(bt, _, bd)| d < bd - 0.01 || (d <= bd + 0.01 && (self.selection.track == Some(ti) || self.selection.track != Some(bt))));
+                let better = best.is_none_or(|(bt, _, bd)| {
+                    d < bd - 0.01
+                        || (d <= bd + 0.01 && (self.selection.track == Some(ti) || self.selection.track != Some(bt)))
+                });
                 if d <= HIT_RADIUS && better {
                     best = Some((ti, pi, d));
                 }
@@ -275,7 +320,8 @@ impl StudioApp {
     }
 
     fn handle_canvas_input(&mut self, ui: &egui::Ui, response: &egui::Response, frame_rect: Rect) {
-        let (press_origin, press_time, now, shift) = ui.input(|i| (i.pointer.press_origin(), i.pointer.press_start_time(), i.time, i.modifiers.shift));
+        let (press_origin, press_time, now, shift) =
+            ui.input(|i| (i.pointer.press_origin(), i.pointer.press_start_time(), i.time, i.modifiers.shift));
         let pointer = response.interact_pointer_pos();
 
         if response.drag_started_by(egui::PointerButton::Primary) {
@@ -318,7 +364,8 @@ impl StudioApp {
                 None => super::Gesture::None,
             },
             Tool::MoveTrack => {
-                let hit = self.hit_point(frame_rect, origin).map(|(t, _)| t).or_else(|| self.hit_track(frame_rect, origin));
+                let hit =
+                    self.hit_point(frame_rect, origin).map(|(t, _)| t).or_else(|| self.hit_track(frame_rect, origin));
                 match hit {
                     Some(track) => {
                         self.selection = Selection { track: Some(track), point: None };
@@ -341,7 +388,8 @@ impl StudioApp {
                 }
             }
             super::Gesture::MoveTrack { track, last } => {
-                let limited = self.scene.tracks.get_mut(track).is_some_and(|t| t.translate(at[0] - last[0], at[1] - last[1]));
+                let limited =
+                    self.scene.tracks.get_mut(track).is_some_and(|t| t.translate(at[0] - last[0], at[1] - last[1]));
                 if limited {
                     self.notices.warn("the track was stopped at the border of the frame");
                 }

@@ -102,7 +102,9 @@ impl StudioApp {
         if !self.dialogs {
             return;
         }
-        if let Some(path) = rfd::FileDialog::new().add_filter("Tora Studio project", &["json"]).set_file_name("motion.json").save_file() {
+        if let Some(path) =
+            rfd::FileDialog::new().add_filter("Tora Studio project", &["json"]).set_file_name("motion.json").save_file()
+        {
             self.save_project_to(&path);
         }
     }
@@ -173,7 +175,8 @@ impl StudioApp {
     pub fn export_point_files(&mut self, dir: &Path) -> usize {
         let mut written = 0;
         for track in self.scene.tracks.iter().filter(|t| !t.points.is_empty()) {
-            let safe: String = track.name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+            let safe: String =
+                track.name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
             let path = dir.join(format!("{safe}.txt"));
             match point_file::write_track(&path, track, self.scene.frames) {
                 Ok(()) => written += 1,
@@ -261,7 +264,8 @@ impl StudioApp {
         use egui::{Key, KeyboardShortcut, Modifiers};
         let shortcut = |m, k| KeyboardShortcut::new(m, k);
         let redo = ctx.input_mut(|i| {
-            i.consume_shortcut(&shortcut(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z)) || i.consume_shortcut(&shortcut(Modifiers::COMMAND, Key::Y))
+            i.consume_shortcut(&shortcut(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z))
+                || i.consume_shortcut(&shortcut(Modifiers::COMMAND, Key::Y))
         });
         if redo {
             self.redo();
@@ -292,7 +296,14 @@ impl StudioApp {
         if pressed(Key::Space) {
             self.playback.playing = !self.playback.playing;
         }
-        for (key, tool) in [(Key::V, Tool::Select), (Key::P, Tool::Polyline), (Key::S, Tool::Spline), (Key::F, Tool::Freehand), (Key::A, Tool::Anchor), (Key::M, Tool::MoveTrack)] {
+        for (key, tool) in [
+            (Key::V, Tool::Select),
+            (Key::P, Tool::Polyline),
+            (Key::S, Tool::Spline),
+            (Key::F, Tool::Freehand),
+            (Key::A, Tool::Anchor),
+            (Key::M, Tool::MoveTrack),
+        ] {
             if pressed(key) {
                 self.set_tool(tool);
             }
@@ -319,7 +330,8 @@ impl StudioApp {
                 self.open_any(&path);
                 continue;
             }
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "the dropped file".into());
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "the dropped file".into());
             match file.bytes().and_then(|bytes| super::background::decode_image(&name, &bytes)) {
                 Ok(img) => self.set_background_image(Some(img)),
                 Err(e) => self.notices.error(format!("Cannot use this image: {e}. The canvas is unchanged.")),

@@ -25,7 +25,14 @@ pub fn demo_scene() -> Scene {
     let mut ball = Track::new(
         "ball",
         [230, 57, 70],
-        vec![key(150.0, 380.0), key(230.0, 330.0), key(300.0, 400.0), key(380.0, 350.0), key(450.0, 410.0), key(520.0, 390.0)],
+        vec![
+            key(150.0, 380.0),
+            key(230.0, 330.0),
+            key(300.0, 400.0),
+            key(380.0, 350.0),
+            key(450.0, 410.0),
+            key(520.0, 390.0),
+        ],
     );
     ball.shape = PathShape::Spline;
     let mut start = key(400.0, 292.0);

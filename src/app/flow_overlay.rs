@@ -65,7 +65,10 @@ fn pack_rgb(rgb: &[u8], size: ClipSize) -> Vec<u32> {
     let mut out = Vec::with_capacity(size.frames * n);
     for t in 0..size.frames {
         let planes = &rgb[t * 3 * n..(t + 1) * 3 * n];
-        out.extend((0..n).map(|i| planes[i] as u32 | (planes[n + i] as u32) << 8 | (planes[2 * n + i] as u32) << 16 | 255 << 24));
+        out.extend(
+            (0..n)
+                .map(|i| planes[i] as u32 | (planes[n + i] as u32) << 8 | (planes[2 * n + i] as u32) << 16 | 255 << 24),
+        );
     }
     out
 }
@@ -141,7 +144,13 @@ impl FlowOverlay {
             Ok(field) => {
                 let id = self.next_buffer_id;
                 self.next_buffer_id += 1;
-                self.field = Some(Field { generation: self.generation, size: field.size, source: FlowSource::Gpu, packed: None, buffer: Some((id, field.rgba)) });
+                self.field = Some(Field {
+                    generation: self.generation,
+                    size: field.size,
+                    source: FlowSource::Gpu,
+                    packed: None,
+                    buffer: Some((id, field.rgba)),
+                });
                 self.texture = None;
                 true
             }
@@ -164,7 +173,9 @@ impl FlowOverlay {
                     while let Ok(newer) = job_rx.try_recv() {
                         job = newer;
                     }
-                    let packed = motion_field_cpu(job.tracks, job.size).map(|f| pack_rgb(&f.rgb.data, job.size)).map_err(|e| e.to_string());
+                    let packed = motion_field_cpu(job.tracks, job.size)
+                        .map(|f| pack_rgb(&f.rgb.data, job.size))
+                        .map_err(|e| e.to_string());
                     if result_tx.send(JobResult { generation: job.generation, size: job.size, packed }).is_err() {
                         break;
                     }
@@ -202,18 +213,29 @@ impl FlowOverlay {
         }
     }
 
-    fn show_cpu_field(&mut self, generation: u64, size: ClipSize, packed: Vec<u32>, render_state: Option<&egui_wgpu::RenderState>) {
+    fn show_cpu_field(
+        &mut self,
+        generation: u64,
+        size: ClipSize,
+        packed: Vec<u32>,
+        render_state: Option<&egui_wgpu::RenderState>,
+    ) {
         let bytes = (packed.len() * 4) as u64;
-        let buffer = render_state.filter(|rs| bytes <= rs.device.limits().max_storage_buffer_binding_size as u64 && bytes <= rs.device.limits().max_buffer_size).map(|rs| {
-            let id = self.next_buffer_id;
-            self.next_buffer_id += 1;
-            let buffer = rs.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("flow colours (CPU path)"),
-                contents: bytemuck::cast_slice(&packed),
-                usage: wgpu::BufferUsages::STORAGE,
+        let buffer = render_state
+            .filter(|rs| {
+                bytes <= rs.device.limits().max_storage_buffer_binding_size as u64
+                    && bytes <= rs.device.limits().max_buffer_size
+            })
+            .map(|rs| {
+                let id = self.next_buffer_id;
+                self.next_buffer_id += 1;
+                let buffer = rs.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("flow colours (CPU path)"),
+                    contents: bytemuck::cast_slice(&packed),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+                (id, buffer)
             });
-            (id, buffer)
-        });
         self.field = Some(Field { generation, size, source: FlowSource::Cpu, packed: Some(Arc::new(packed)), buffer });
         self.texture = None;
     }
@@ -269,7 +291,14 @@ impl FlowOverlay {
     }
 
     /// Draws frame `frame` of the field over `rect` with opacity `blend`.
-    pub fn paint(&mut self, ui: &egui::Ui, rect: egui::Rect, frame: usize, blend: f32, render_state: Option<&egui_wgpu::RenderState>) {
+    pub fn paint(
+        &mut self,
+        ui: &egui::Ui,
+        rect: egui::Rect,
+        frame: usize,
+        blend: f32,
+        render_state: Option<&egui_wgpu::RenderState>,
+    ) {
         let Some(field) = &self.field else {
             return;
         };
@@ -285,7 +314,8 @@ impl FlowOverlay {
                 blend,
                 _pad: [0.0; 3],
             };
-            let callback = OverlayCallback { buffer_id: *id, buffer: buffer.clone(), params, target_format: rs.target_format };
+            let callback =
+                OverlayCallback { buffer_id: *id, buffer: buffer.clone(), params, target_format: rs.target_format };
             ui.painter().add(egui_wgpu::Callback::new_paint_callback(rect, callback));
             return;
         }
@@ -297,14 +327,22 @@ impl FlowOverlay {
         if stale {
             let n = field.size.pixels();
             let words = &packed[frame * n..(frame + 1) * n];
-            let pixels: Vec<egui::Color32> = words.iter().map(|w| egui::Color32::from_rgb(*w as u8, (*w >> 8) as u8, (*w >> 16) as u8)).collect();
-            let image = egui::ColorImage { size: [field.size.width, field.size.height], source_size: egui::vec2(field.size.width as f32, field.size.height as f32), pixels };
+            let pixels: Vec<egui::Color32> =
+                words.iter().map(|w| egui::Color32::from_rgb(*w as u8, (*w >> 8) as u8, (*w >> 16) as u8)).collect();
+            let image = egui::ColorImage {
+                size: [field.size.width, field.size.height],
+                source_size: egui::vec2(field.size.width as f32, field.size.height as f32),
+                pixels,
+            };
             match &mut self.texture {
                 Some((handle, g, f)) => {
                     handle.set(image, egui::TextureOptions::LINEAR);
                     (*g, *f) = (generation, frame);
                 }
-                None => self.texture = Some((ui.ctx().load_texture("flow", image, egui::TextureOptions::LINEAR), generation, frame)),
+                None => {
+                    self.texture =
+                        Some((ui.ctx().load_texture("flow", image, egui::TextureOptions::LINEAR), generation, frame))
+                }
             }
         }
         if let Some((handle, _, _)) = &self.texture {
@@ -352,14 +390,30 @@ impl OverlayResources {
             label: Some("flow overlay"),
             source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/flow_overlay.wgsl").into()),
         });
-        let entry = |binding, ty| wgpu::BindGroupLayoutEntry { binding, visibility: wgpu::ShaderStages::FRAGMENT, ty, count: None };
+        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty,
+            count: None,
+        };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("flow overlay"),
             entries: &[
-                entry(0, wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None }),
+                entry(
+                    0,
+                    wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                ),
                 entry(
                     1,
-                    wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only: true }, has_dynamic_offset: false, min_binding_size: None },
+                    wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: true },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
                 ),
             ],
         });
@@ -371,7 +425,12 @@ impl OverlayResources {
         let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
             label: Some("flow overlay"),
             layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState { module: &shader, entry_point: Some("vs_main"), compilation_options: Default::default(), buffers: &[] },
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
             primitive: wgpu::PrimitiveState::default(),
             depth_stencil: None,
             multisample: wgpu::MultisampleState::default(),
@@ -427,7 +486,12 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
         Vec::new()
     }
 
-    fn paint(&self, _info: egui::PaintCallbackInfo, pass: &mut wgpu::RenderPass<'static>, resources: &egui_wgpu::CallbackResources) {
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
         let Some(res) = resources.get::<OverlayResources>() else {
             return;
         };

@@ -47,7 +47,8 @@ impl StudioApp {
         });
         ui.horizontal(|ui| {
             ui.label("image");
-            ui.selectable_value(&mut self.state.fit, FitMode::Crop, "crop").on_hover_text("fill the frame, cut the overhang");
+            ui.selectable_value(&mut self.state.fit, FitMode::Crop, "crop")
+                .on_hover_text("fill the frame, cut the overhang");
             ui.selectable_value(&mut self.state.fit, FitMode::Fit, "fit").on_hover_text("whole image, letterboxed");
         });
         ui.horizontal(|ui| {
@@ -96,7 +97,11 @@ impl StudioApp {
                         track.end_frame = if end == last { None } else { Some(end) };
                     }
                 });
-                if ui.button("Constant speed").on_hover_text("re-time by arc length between the first and last keyframe").clicked() {
+                if ui
+                    .button("Constant speed")
+                    .on_hover_text("re-time by arc length between the first and last keyframe")
+                    .clicked()
+                {
                     constant_speed = true;
                 }
             }
@@ -138,7 +143,16 @@ impl StudioApp {
                         key.frame = if fixed { Some(times[p].round()) } else { None };
                     }
                     let mut f = times[p];
-                    if ui.add_enabled(fixed, egui::DragValue::new(&mut f).range(0.0..=frames.saturating_sub(1) as f64).speed(0.2).max_decimals(1)).changed() {
+                    if ui
+                        .add_enabled(
+                            fixed,
+                            egui::DragValue::new(&mut f)
+                                .range(0.0..=frames.saturating_sub(1) as f64)
+                                .speed(0.2)
+                                .max_decimals(1),
+                        )
+                        .changed()
+                    {
                         set_frame = Some(f);
                     }
                 });

@@ -313,14 +313,18 @@ impl StudioApp {
                 Level::Error => egui::Color32::from_rgb(200, 60, 60),
                 _ => egui::Color32::from_rgb(200, 150, 40),
             };
-            egui::Frame::new().fill(colour.gamma_multiply(0.25)).stroke(egui::Stroke::new(1.0, colour)).inner_margin(4.0).show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.label(egui::RichText::new(&notice.text).color(ui.visuals().strong_text_color()));
-                    if ui.small_button("Dismiss").clicked() {
-                        dismiss = Some(*i);
-                    }
+            egui::Frame::new()
+                .fill(colour.gamma_multiply(0.25))
+                .stroke(egui::Stroke::new(1.0, colour))
+                .inner_margin(4.0)
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.label(egui::RichText::new(&notice.text).color(ui.visuals().strong_text_color()));
+                        if ui.small_button("Dismiss").clicked() {
+                            dismiss = Some(*i);
+                        }
+                    });
                 });
-            });
         }
         if let Some(i) = dismiss {
             self.notices.dismiss(i);
@@ -333,17 +337,23 @@ impl StudioApp {
         };
         let tracks = recovery.scene.tracks.len();
         let mut choice = None;
-        egui::Window::new("Restore unsaved work?").collapsible(false).resizable(false).anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).show(ctx, |ui| {
-            ui.label(format!("Tora Studio did not close cleanly last time. An autosave with {tracks} track(s) was found."));
-            ui.horizontal(|ui| {
-                if ui.button("Restore").clicked() {
-                    choice = Some(true);
-                }
-                if ui.button("Discard").clicked() {
-                    choice = Some(false);
-                }
+        egui::Window::new("Restore unsaved work?")
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+            .show(ctx, |ui| {
+                ui.label(format!(
+                    "Tora Studio did not close cleanly last time. An autosave with {tracks} track(s) was found."
+                ));
+                ui.horizontal(|ui| {
+                    if ui.button("Restore").clicked() {
+                        choice = Some(true);
+                    }
+                    if ui.button("Discard").clicked() {
+                        choice = Some(false);
+                    }
+                });
             });
-        });
         match choice {
             Some(true) => {
                 if let Some(recovery) = self.recovery.take() {

@@ -52,7 +52,9 @@ impl Persistence {
     /// there), then takes the lock. Errors are reported, never fatal.
     pub fn start_session(&mut self) -> (Option<CrashRecovery>, Vec<String>) {
         let mut problems = Vec::new();
-        let (Some(dir), Some(lock), Some(autosave)) = (self.dir.clone(), self.file(LOCK_FILE), self.file(AUTOSAVE_FILE)) else {
+        let (Some(dir), Some(lock), Some(autosave)) =
+            (self.dir.clone(), self.file(LOCK_FILE), self.file(AUTOSAVE_FILE))
+        else {
             return (None, problems);
         };
         let recovery = if lock.exists() && autosave.exists() {
@@ -67,7 +69,9 @@ impl Persistence {
         } else {
             None
         };
-        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&lock, std::process::id().to_string())) {
+        if let Err(e) =
+            std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&lock, std::process::id().to_string()))
+        {
             problems.push(format!("cannot write to {}: {e}; autosave is off", dir.display()));
             self.dir = None;
         }

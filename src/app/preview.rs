@@ -19,7 +19,14 @@ pub struct MotionPreview {
 
 impl MotionPreview {
     /// The preview texture of `frame`; `image_version` changes whenever the image does.
-    pub fn texture(&mut self, ctx: &egui::Context, image: &RgbaFrame, image_version: u64, points: &[FramePoints], frame: usize) -> egui::TextureId {
+    pub fn texture(
+        &mut self,
+        ctx: &egui::Context,
+        image: &RgbaFrame,
+        image_version: u64,
+        points: &[FramePoints],
+        frame: usize,
+    ) -> egui::TextureId {
         let fresh = self.key.as_ref().is_some_and(|(p, f, v)| p == points && *f == frame && *v == image_version);
         if !fresh || self.texture.is_none() {
             let warped = preview_frame(image, points, frame, default_sigma(image.width, image.height));

@@ -26,7 +26,8 @@ pub enum Tool {
 }
 
 impl Tool {
-    pub const ALL: [Tool; 6] = [Tool::Select, Tool::Polyline, Tool::Spline, Tool::Freehand, Tool::Anchor, Tool::MoveTrack];
+    pub const ALL: [Tool; 6] =
+        [Tool::Select, Tool::Polyline, Tool::Spline, Tool::Freehand, Tool::Anchor, Tool::MoveTrack];
 
     pub fn label(self) -> &'static str {
         match self {

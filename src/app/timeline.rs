@@ -101,12 +101,17 @@ impl StudioApp {
         let frames = self.scene.frames;
         ui.horizontal(|ui| {
             let track = &self.scene.tracks[index];
-            let name = egui::RichText::new(&track.name).color(Color32::from_rgb(track.colour[0], track.colour[1], track.colour[2]));
+            let name = egui::RichText::new(&track.name).color(Color32::from_rgb(
+                track.colour[0],
+                track.colour[1],
+                track.colour[2],
+            ));
             let selected = self.selection.track == Some(index);
             if ui.add_sized([NAME_WIDTH, LANE_HEIGHT], egui::Button::selectable(selected, name).truncate()).clicked() {
                 self.selection = Selection { track: Some(index), point: None };
             }
-            let (lane, response) = ui.allocate_exact_size(egui::vec2(ui.available_width().max(60.0), LANE_HEIGHT), Sense::click_and_drag());
+            let (lane, response) = ui
+                .allocate_exact_size(egui::vec2(ui.available_width().max(60.0), LANE_HEIGHT), Sense::click_and_drag());
             self.timeline.lanes.push((index, lane));
             self.paint_lane(ui, index, lane);
             self.lane_input(ui, index, lane, &response);
@@ -125,11 +130,15 @@ impl StudioApp {
         if track.timing == Timing::Timed {
             let start = track.start_frame as f64;
             let end = track.last_frame(frames) as f64;
-            let band = Rect::from_x_y_ranges(frame_x(lane, start, frames)..=frame_x(lane, end, frames), (y - 3.0)..=(y + 3.0));
+            let band =
+                Rect::from_x_y_ranges(frame_x(lane, start, frames)..=frame_x(lane, end, frames), (y - 3.0)..=(y + 3.0));
             painter.rect_filled(band, 2.0, c.gamma_multiply(0.35));
             for (k, t) in track.points.iter().zip(&times) {
                 if let (Some(t), true) = (t, k.hold > 0) {
-                    let hold = Rect::from_x_y_ranges(frame_x(lane, *t, frames)..=frame_x(lane, t + k.hold as f64, frames), (y - 6.0)..=(y + 6.0));
+                    let hold = Rect::from_x_y_ranges(
+                        frame_x(lane, *t, frames)..=frame_x(lane, t + k.hold as f64, frames),
+                        (y - 6.0)..=(y + 6.0),
+                    );
                     painter.rect_filled(hold, 2.0, c.gamma_multiply(0.6));
                 }
             }
@@ -139,14 +148,28 @@ impl StudioApp {
             let at = egui::pos2(frame_x(lane, *t, frames), y);
             let selected = self.selection.track == Some(index) && self.selection.point == Some(pi);
             let r = if selected { HANDLE_RADIUS + 1.5 } else { HANDLE_RADIUS };
-            let diamond = vec![at + egui::vec2(0.0, -r), at + egui::vec2(r, 0.0), at + egui::vec2(0.0, r), at + egui::vec2(-r, 0.0)];
+            let diamond = vec![
+                at + egui::vec2(0.0, -r),
+                at + egui::vec2(r, 0.0),
+                at + egui::vec2(0.0, r),
+                at + egui::vec2(-r, 0.0),
+            ];
             let fill = if track.timing == Timing::Reference { c.gamma_multiply(0.5) } else { c };
             let explicitly_timed = track.points.get(pi).is_some_and(|k| k.frame.is_some());
-            let outline = if selected { Color32::WHITE } else if explicitly_timed { Color32::from_gray(230) } else { Color32::from_black_alpha(200) };
+            let outline = if selected {
+                Color32::WHITE
+            } else if explicitly_timed {
+                Color32::from_gray(230)
+            } else {
+                Color32::from_black_alpha(200)
+            };
             painter.add(egui::Shape::convex_polygon(diamond, fill, Stroke::new(1.0, outline)));
         }
         let playhead = frame_x(lane, self.playback.frame as f64, frames);
-        painter.line_segment([egui::pos2(playhead, lane.min.y), egui::pos2(playhead, lane.max.y)], Stroke::new(1.5, Color32::from_rgb(255, 210, 80)));
+        painter.line_segment(
+            [egui::pos2(playhead, lane.min.y), egui::pos2(playhead, lane.max.y)],
+            Stroke::new(1.5, Color32::from_rgb(255, 210, 80)),
+        );
     }
 
     fn lane_input(&mut self, ui: &egui::Ui, index: usize, lane: Rect, response: &egui::Response) {
@@ -174,7 +197,8 @@ impl StudioApp {
                 None => {}
             }
         }
-        if let (Gesture::Retime { track, point }, true) = (&self.gesture, response.dragged() || response.drag_stopped()) {
+        if let (Gesture::Retime { track, point }, true) = (&self.gesture, response.dragged() || response.drag_stopped())
+        {
             let (track, point) = (*track, *point);
             if track == index {
                 if let Some(x) = response.interact_pointer_pos().map(|p| p.x) {

@@ -79,7 +79,8 @@ impl StudioApp {
                 }
             });
             ui.menu_button("Presets", |ui| {
-                let centre = self.cursor.filter(|c| c.iter().all(|v| (0.0..=256.0).contains(v))).unwrap_or([128.0, 128.0]);
+                let centre =
+                    self.cursor.filter(|c| c.iter().all(|v| (0.0..=256.0).contains(v))).unwrap_or([128.0, 128.0]);
                 for preset in Preset::ALL {
                     if ui.button(preset.label()).clicked() {
                         self.add_preset(preset, centre);
@@ -113,15 +114,24 @@ impl StudioApp {
                     Tool::Anchor => "A",
                     Tool::MoveTrack => "M",
                 };
-                if ui.selectable_label(self.state.tool == tool, tool.label()).on_hover_text(format!("{} ({key})", tool.hint())).clicked() {
+                if ui
+                    .selectable_label(self.state.tool == tool, tool.label())
+                    .on_hover_text(format!("{} ({key})", tool.hint()))
+                    .clicked()
+                {
                     self.set_tool(tool);
                 }
             }
             ui.separator();
-            ui.checkbox(&mut self.state.show_flow, "Motion field").on_hover_text("the exact model input (video_flow) for the current frame");
-            ui.add_enabled(self.state.show_flow, egui::Slider::new(&mut self.state.flow_blend, 0.0..=1.0).text("image / flow"));
+            ui.checkbox(&mut self.state.show_flow, "Motion field")
+                .on_hover_text("the exact model input (video_flow) for the current frame");
+            ui.add_enabled(
+                self.state.show_flow,
+                egui::Slider::new(&mut self.state.flow_blend, 0.0..=1.0).text("image / flow"),
+            );
             ui.separator();
-            ui.checkbox(&mut self.state.show_preview, "Motion preview").on_hover_text("the image warped along the tracks: a quick preview, not model output");
+            ui.checkbox(&mut self.state.show_preview, "Motion preview")
+                .on_hover_text("the image warped along the tracks: a quick preview, not model output");
             ui.separator();
             if ui.button("Reset zoom").clicked() {
                 self.view.reset();

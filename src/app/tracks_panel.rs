@@ -28,7 +28,11 @@ impl StudioApp {
                 let selected = self.selection.track == Some(index);
                 let track = &mut self.scene.tracks[index];
                 egui::Frame::new()
-                    .fill(if selected { ui.visuals().selection.bg_fill.gamma_multiply(0.4) } else { egui::Color32::TRANSPARENT })
+                    .fill(if selected {
+                        ui.visuals().selection.bg_fill.gamma_multiply(0.4)
+                    } else {
+                        egui::Color32::TRANSPARENT
+                    })
                     .inner_margin(4.0)
                     .corner_radius(4.0)
                     .show(ui, |ui| {
@@ -67,7 +71,15 @@ impl StudioApp {
     fn swap_tracks(&mut self, a: usize, b: usize) {
         if b < self.scene.tracks.len() {
             self.scene.tracks.swap(a, b);
-            let follow = |t: usize| if t == a { b } else if t == b { a } else { t };
+            let follow = |t: usize| {
+                if t == a {
+                    b
+                } else if t == b {
+                    a
+                } else {
+                    t
+                }
+            };
             self.selection.track = self.selection.track.map(follow);
             self.drawing = self.drawing.map(follow);
         }

@@ -40,7 +40,8 @@ pub fn run(args: EncodeTextArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.max_length > 0, "--max-length must be positive");
     let device = ComputeDevice::new(args.backend, args.precision)?;
     let t0 = Instant::now();
-    let encoder = T5TextEncoder::load(&args.model, &device).with_context(|| format!("loading the T5 text encoder from {}", args.model.display()))?;
+    let encoder = T5TextEncoder::load(&args.model, &device)
+        .with_context(|| format!("loading the T5 text encoder from {}", args.model.display()))?;
     let loaded = t0.elapsed();
     let t1 = Instant::now();
     let enc = encoder.tokenizer.encode_batch(&args.prompt, args.max_length);

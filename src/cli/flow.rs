@@ -81,7 +81,10 @@ fn write_output(out: &std::path::Path, scene: &Scene, field: &MotionField) -> an
         }
         Some("mp4" | "webm" | "gif") => export::video::write_video(out, &rgb_frames(scene, field))?,
         Some(other) if !out.is_dir() => {
-            bail!("{}: unknown output type .{other}; use .safetensors, a folder for PNG frames, or .mp4/.webm/.gif", out.display())
+            bail!(
+                "{}: unknown output type .{other}; use .safetensors, a folder for PNG frames, or .mp4/.webm/.gif",
+                out.display()
+            )
         }
         _ => export::png::write_png_sequence(out, &rgb_frames(scene, field), "flow")?,
     }

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tora-studio", version, about = "Draw, time and preview motion trajectories; generate video with Tora.")]
+#[command(
+    name = "tora-studio",
+    version,
+    about = "Draw, time and preview motion trajectories; generate video with Tora."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

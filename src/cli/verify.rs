@@ -11,7 +11,7 @@ pub struct VerifyArgs {
     /// Fixture folder (default: $TORA_FIXTURES, else ../shared/fixtures).
     #[arg(long)]
     fixtures: Option<PathBuf>,
-    /// Only these kinds (comma-separated): flow.
+    /// Only these kinds (comma-separated): flow, t5.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]

@@ -50,7 +50,9 @@ pub fn write_video(path: &Path, clip: &RgbFrames) -> Result<(), ExportError> {
         if let Ok(events) = child.iter() {
             for event in events {
                 match event {
-                    FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, msg) | FfmpegEvent::Error(msg) => errors.push(msg),
+                    FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, msg) | FfmpegEvent::Error(msg) => {
+                        errors.push(msg)
+                    }
                     _ => {}
                 }
             }

@@ -191,10 +191,8 @@ mod tests {
             for s in [0, n / 3, n - 1] {
                 let (lo, w) = axis_weights(n, s);
                 for i in 0..n {
-                    let direct: f64 = (-49i64..=49)
-                        .filter(|d| reflect101(i as i64 + d, n as i64) == s as i64)
-                        .map(kernel_tap)
-                        .sum();
+                    let direct: f64 =
+                        (-49i64..=49).filter(|d| reflect101(i as i64 + d, n as i64) == s as i64).map(kernel_tap).sum();
                     let ours = if i >= lo && i < lo + w.len() { w[i - lo] } else { 0.0 };
                     assert!((ours - direct).abs() <= 1e-12 * direct.max(1.0), "n={n} s={s} i={i}: {ours} vs {direct}");
                 }

@@ -126,7 +126,8 @@ pub fn preview_frame(image: &RgbaFrame, tracks: &[FramePoints], frame: usize, si
                 dy += w * m.moved[1];
             }
             let norm = wsum.max(1.0);
-            let p = if wsum > 0.0 { image.sample(qx - dx / norm, qy - dy / norm) } else { image.pixel(x as u32, y as u32) };
+            let p =
+                if wsum > 0.0 { image.sample(qx - dx / norm, qy - dy / norm) } else { image.pixel(x as u32, y as u32) };
             row[x * 4..x * 4 + 4].copy_from_slice(&p);
         }
     });
@@ -178,7 +179,8 @@ mod tests {
     #[test]
     fn fit_letterboxes_and_crop_fills() {
         // 4x2 image: left half red, right half blue.
-        let px: Vec<u8> = (0..2).flat_map(|_| (0..4).flat_map(|x| if x < 2 { [255, 0, 0, 255] } else { [0, 0, 255, 255] })).collect();
+        let px: Vec<u8> =
+            (0..2).flat_map(|_| (0..4).flat_map(|x| if x < 2 { [255, 0, 0, 255] } else { [0, 0, 255, 255] })).collect();
         let img = RgbaFrame::new(4, 2, px).unwrap();
         let fit = fit_to_output(&img, 4, 4, FitMode::Fit);
         assert_eq!(fit.pixel(0, 0), [0, 0, 0, 255], "letterbox bar");

@@ -75,7 +75,9 @@ impl ComputeDevice {
         let name = backend_name(backend);
         let mut device = match (backend, precision) {
             (Backend::Cpu, Precision::F32) => Device::flex(),
-            (Backend::Cpu, Precision::F16) => return Err(DeviceError::Precision { backend: name, precision: precision.name() }),
+            (Backend::Cpu, Precision::F16) => {
+                return Err(DeviceError::Precision { backend: name, precision: precision.name() })
+            }
             (Backend::Wgpu, _) => Device::wgpu(DeviceKind::DefaultDevice),
         };
         let wanted: FloatDType = match precision {
@@ -100,7 +102,10 @@ impl ComputeDevice {
         }));
         match result {
             Ok(Ok(v)) if v.first().copied() == Some(3.0) => Ok(()),
-            Ok(Ok(v)) => Err(DeviceError::Unavailable { backend: backend_name(self.backend), reason: format!("self-test gave {v:?}, expected [3.0]") }),
+            Ok(Ok(v)) => Err(DeviceError::Unavailable {
+                backend: backend_name(self.backend),
+                reason: format!("self-test gave {v:?}, expected [3.0]"),
+            }),
             Ok(Err(e)) => Err(DeviceError::Unavailable { backend: backend_name(self.backend), reason: e }),
             Err(panic) => {
                 let reason = panic

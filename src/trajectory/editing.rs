@@ -131,7 +131,9 @@ impl Track {
     /// Moves every keyframe by `(dx, dy)`, limited so the whole track stays on the canvas;
     /// says whether the move had to be limited.
     pub fn translate(&mut self, dx: f64, dy: f64) -> bool {
-        let (Some(min_x), Some(max_x)) = (self.points.iter().map(|k| k.x).reduce(f64::min), self.points.iter().map(|k| k.x).reduce(f64::max)) else {
+        let (Some(min_x), Some(max_x)) =
+            (self.points.iter().map(|k| k.x).reduce(f64::min), self.points.iter().map(|k| k.x).reduce(f64::max))
+        else {
             return false;
         };
         let min_y = self.points.iter().map(|k| k.y).fold(f64::INFINITY, f64::min);
@@ -194,7 +196,11 @@ mod tests {
 
     #[test]
     fn insert_goes_into_the_nearest_segment_or_extends_the_ends() {
-        let mut t = Track::new("t", [0, 0, 0], vec![Keyframe::at(0.0, 0.0), Keyframe::at(100.0, 0.0), Keyframe::at(100.0, 100.0)]);
+        let mut t = Track::new(
+            "t",
+            [0, 0, 0],
+            vec![Keyframe::at(0.0, 0.0), Keyframe::at(100.0, 0.0), Keyframe::at(100.0, 100.0)],
+        );
         assert_eq!(t.insert_point([50.0, 3.0]), 1);
         assert_eq!(t.insert_point([100.0, 140.0]), 4);
         assert_eq!(t.insert_point([-20.0, 0.0]), 0);

@@ -20,14 +20,7 @@ pub enum TrajectoryError {
         "track '{track}', point {frame} (frame {frame}): pixel ({px}, {py}) is outside the {width}x{height} frame; \
          only a track's last point may sit on the far border (x or y = 256)"
     )]
-    PointOutsideFrame {
-        track: String,
-        frame: usize,
-        px: i64,
-        py: i64,
-        width: u32,
-        height: u32,
-    },
+    PointOutsideFrame { track: String, frame: usize, px: i64, py: i64, width: u32, height: u32 },
     #[error("invalid scene: {0}")]
     InvalidScene(String),
     #[error("{path}: not a Tora Studio project: {reason}")]

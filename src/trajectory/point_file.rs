@@ -42,7 +42,8 @@ fn parse_python_int(s: &str) -> Option<i64> {
 
 /// Reads a point file into a reference-mode track named after the file.
 pub fn read_track(path: &Path, colour: [u8; 3]) -> Result<Track, TrajectoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TrajectoryError::Io { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| TrajectoryError::Io { path: path.to_path_buf(), source })?;
     let points = parse_points(path, &text)?;
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "track".into());
     Ok(Track::from_reference_points(name, colour, &points))
@@ -57,7 +58,9 @@ pub fn format_track(track: &Track, frames: u32) -> Result<String, TrajectoryErro
         super::Timing::Timed => track
             .canvas_positions(frames)?
             .into_iter()
-            .map(|p| [p[0].round().clamp(0.0, CANVAS_SIZE - 1.0) as i64, p[1].round().clamp(0.0, CANVAS_SIZE - 1.0) as i64])
+            .map(|p| {
+                [p[0].round().clamp(0.0, CANVAS_SIZE - 1.0) as i64, p[1].round().clamp(0.0, CANVAS_SIZE - 1.0) as i64]
+            })
             .collect(),
     };
     Ok(points.iter().map(|p| format!("{},{}\n", p[0], p[1])).collect())

@@ -136,7 +136,10 @@ mod tests {
             let pos = t.canvas_positions(49).unwrap();
             assert_eq!(pos.len(), 49);
             assert!(pos.iter().any(|q| q != &pos[0]), "{p:?} does not move");
-            assert!(pos.iter().all(|q| (0.0..256.0).contains(&q[0]) && (0.0..256.0).contains(&q[1])), "{p:?} leaves the canvas");
+            assert!(
+                pos.iter().all(|q| (0.0..256.0).contains(&q[0]) && (0.0..256.0).contains(&q[1])),
+                "{p:?} leaves the canvas"
+            );
             let name = serde_json::to_string(&p).unwrap().trim_matches('"').replace('_', "-");
             assert_eq!(Preset::from_name(&name), Some(p));
         }

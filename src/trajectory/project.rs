@@ -40,21 +40,31 @@ pub fn from_json(path: &Path, text: &str) -> Result<Scene, TrajectoryError> {
     if version == 0 || version > PROJECT_VERSION as u64 {
         return Err(TrajectoryError::ProjectFormat {
             path: path.to_path_buf(),
-            reason: format!("version {version} is not supported (this build reads 1..={PROJECT_VERSION}); update Tora Studio"),
+            reason: format!(
+                "version {version} is not supported (this build reads 1..={PROJECT_VERSION}); update Tora Studio"
+            ),
         });
     }
     let file: ProjectFile = serde_json::from_str(text).map_err(|e| json_error(path, e))?;
-    file.scene.validate().map_err(|e| TrajectoryError::ProjectFormat { path: path.to_path_buf(), reason: e.to_string() })?;
+    file.scene
+        .validate()
+        .map_err(|e| TrajectoryError::ProjectFormat { path: path.to_path_buf(), reason: e.to_string() })?;
     Ok(file.scene)
 }
 
 fn json_error(path: &Path, e: serde_json::Error) -> TrajectoryError {
-    TrajectoryError::ProjectJson { path: path.to_path_buf(), line: e.line(), column: e.column(), message: e.to_string() }
+    TrajectoryError::ProjectJson {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    }
 }
 
 /// Loads a project file.
 pub fn load(path: &Path) -> Result<Scene, TrajectoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TrajectoryError::Io { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| TrajectoryError::Io { path: path.to_path_buf(), source })?;
     from_json(path, &text)
 }
 
@@ -108,7 +118,8 @@ mod tests {
         assert!(err.starts_with("x.json:2:"), "{err}");
         let err = from_json(p, r#"{"hello": 1}"#).unwrap_err().to_string();
         assert!(err.contains("not a Tora Studio project"), "{err}");
-        let err = from_json(p, r#"{"format": "tora-studio-project", "version": 99, "scene": {}}"#).unwrap_err().to_string();
+        let err =
+            from_json(p, r#"{"format": "tora-studio-project", "version": 99, "scene": {}}"#).unwrap_err().to_string();
         assert!(err.contains("version 99"), "{err}");
         let bad_scene = to_json(&Scene { frames: 1, ..Scene::default() });
         let err = from_json(p, &bad_scene).unwrap_err().to_string();

@@ -14,7 +14,11 @@ pub const CANVAS_SIZE: f64 = 256.0;
 ///
 /// The reference turns a single point into `frames` copies of (512, 512), which then crashes its
 /// flow step; we report that as an error instead.
-pub fn reference_canvas_points(track: &str, points: &[[i64; 2]], frames: u32) -> Result<Vec<[i64; 2]>, TrajectoryError> {
+pub fn reference_canvas_points(
+    track: &str,
+    points: &[[i64; 2]],
+    frames: u32,
+) -> Result<Vec<[i64; 2]>, TrajectoryError> {
     let frames = frames as usize;
     // read_points
     let mut pts: Vec<[i64; 2]> = points.to_vec();

@@ -93,7 +93,10 @@ fn interpolate(track: &Track, i: usize, u: f64) -> [f64; 2] {
             let p3 = p((i + 2).min(k.len() - 1));
             let (u2, u3) = (u * u, u * u * u);
             let c = |a: f64, b: f64, c: f64, d: f64| {
-                0.5 * (2.0 * b + (-a + c) * u + (2.0 * a - 5.0 * b + 4.0 * c - d) * u2 + (-a + 3.0 * b - 3.0 * c + d) * u3)
+                0.5 * (2.0 * b
+                    + (-a + c) * u
+                    + (2.0 * a - 5.0 * b + 4.0 * c - d) * u2
+                    + (-a + 3.0 * b - 3.0 * c + d) * u3)
             };
             [c(p0[0], p1[0], p2[0], p3[0]), c(p0[1], p1[1], p2[1], p3[1])]
         }
@@ -190,7 +193,11 @@ mod tests {
 
     #[test]
     fn constant_speed_clears_interior_times_only() {
-        let mut t = track(vec![Keyframe::timed(0.0, 0.0, 1.0), Keyframe::timed(10.0, 0.0, 2.0), Keyframe::timed(20.0, 0.0, 9.0)]);
+        let mut t = track(vec![
+            Keyframe::timed(0.0, 0.0, 1.0),
+            Keyframe::timed(10.0, 0.0, 2.0),
+            Keyframe::timed(20.0, 0.0, 9.0),
+        ]);
         t.retime_constant_speed();
         assert_eq!(t.points.iter().map(|k| k.frame).collect::<Vec<_>>(), vec![Some(1.0), None, Some(9.0)]);
         assert_eq!(t.keyframe_times(10), vec![1.0, 5.0, 9.0]);

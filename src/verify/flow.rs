@@ -187,7 +187,10 @@ fn try_compare(case: &str, fx: &TensorFile, field: &MotionField) -> Result<Vec<C
     let bad = |v: f64| if sizes_ok { v } else { f64::INFINITY };
     out.push(check("flow_rgb_f64conv", bad(err_f64conv), 1.0));
     out.push(check("flow_rgb_rg", bad(err_rg), 1.0));
-    out.push(check("flow_rgb_b_off_cut", bad(err_b_off_cut), 1.0).with_note(format!("{cut_pixels} B values on the cut skipped")));
+    out.push(
+        check("flow_rgb_b_off_cut", bad(err_b_off_cut), 1.0)
+            .with_note(format!("{cut_pixels} B values on the cut skipped")),
+    );
     out.push(check("video_flow_off_cut", bad(err_video), 1.0 / 127.5 + 1e-6));
 
     // Whole-frame colour sums for R and G (B carries the documented cut noise).
@@ -213,7 +216,10 @@ fn run_error_cases(
     gpu: &mut Option<flow::gpu::GpuFlow>,
     report: &mut dyn FnMut(CheckResult),
 ) {
-    let cases: Vec<ErrorCase> = match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+    let cases: Vec<ErrorCase> = match std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
         Ok(c) => c,
         Err(e) => return report(CheckResult::failed(Kind::Flow, case, format!("{}: {e}", path.display()))),
     };
@@ -222,10 +228,18 @@ fn run_error_cases(
         let scene = c.case.scene();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| motion_field(&scene, backend, gpu)));
         let result = match outcome {
-            Err(_) => CheckResult::failed(Kind::Flow, name, format!("panicked where the reference raises {}", c.raises)),
-            Ok(Ok(_)) => CheckResult::failed(Kind::Flow, name, format!("no error where the reference raises {}", c.raises)),
-            Ok(Err(msg)) if msg.contains("track '") && msg.contains("point") => CheckResult::compare(Kind::Flow, name, 0.0, 0.0),
-            Ok(Err(msg)) => CheckResult::failed(Kind::Flow, name, format!("error does not name the track and point: {msg}")),
+            Err(_) => {
+                CheckResult::failed(Kind::Flow, name, format!("panicked where the reference raises {}", c.raises))
+            }
+            Ok(Ok(_)) => {
+                CheckResult::failed(Kind::Flow, name, format!("no error where the reference raises {}", c.raises))
+            }
+            Ok(Err(msg)) if msg.contains("track '") && msg.contains("point") => {
+                CheckResult::compare(Kind::Flow, name, 0.0, 0.0)
+            }
+            Ok(Err(msg)) => {
+                CheckResult::failed(Kind::Flow, name, format!("error does not name the track and point: {msg}"))
+            }
         };
         report(result);
     }

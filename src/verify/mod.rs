@@ -44,7 +44,14 @@ pub struct CheckResult {
 
 impl CheckResult {
     pub fn compare(kind: Kind, case: impl Into<String>, max_abs_err: f64, tolerance: f64) -> Self {
-        CheckResult { kind, case: case.into(), passed: max_abs_err <= tolerance, max_abs_err, tolerance, note: String::new() }
+        CheckResult {
+            kind,
+            case: case.into(),
+            passed: max_abs_err <= tolerance,
+            max_abs_err,
+            tolerance,
+            note: String::new(),
+        }
     }
 
     pub fn failed(kind: Kind, case: impl Into<String>, note: impl Into<String>) -> Self {
@@ -59,7 +66,8 @@ impl CheckResult {
     /// The report line: `PASS|FAIL kind case max_abs_err tolerance [note]`.
     pub fn line(&self) -> String {
         let verdict = if self.passed { "PASS" } else { "FAIL" };
-        let mut line = format!("{verdict} {} {} {:.3e} {:.3e}", self.kind.name(), self.case, self.max_abs_err, self.tolerance);
+        let mut line =
+            format!("{verdict} {} {} {:.3e} {:.3e}", self.kind.name(), self.case, self.max_abs_err, self.tolerance);
         if !self.note.is_empty() {
             line.push_str("  # ");
             line.push_str(&self.note);
@@ -125,5 +133,11 @@ pub fn max_abs_diff<A: Copy + Into<f64>, B: Copy + Into<f64>>(a: &[A], b: &[B]) 
     if a.len() != b.len() {
         return f64::INFINITY;
     }
-    a.iter().zip(b).map(|(&x, &y)| (x.into() - y.into()).abs()).fold(0.0, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) })
+    a.iter().zip(b).map(|(&x, &y)| (x.into() - y.into()).abs()).fold(0.0, |m, d| {
+        if d.is_nan() {
+            f64::INFINITY
+        } else {
+            m.max(d)
+        }
+    })
 }

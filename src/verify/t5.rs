@@ -19,7 +19,8 @@ use crate::Backend;
 pub const HIDDEN_TOL_F32: f64 = 1e-4;
 
 fn is_t5_fixture(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == "t5.safetensors") && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "io")
+    path.file_name().is_some_and(|n| n == "t5.safetensors")
+        && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "io")
 }
 
 pub fn run(root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
@@ -44,13 +45,21 @@ pub fn run(root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn Fn
     }
 }
 
-fn check_case(case: &str, path: &Path, device: &ComputeDevice, report: &mut dyn FnMut(CheckResult)) -> Result<(), String> {
+fn check_case(
+    case: &str,
+    path: &Path,
+    device: &ComputeDevice,
+    report: &mut dyn FnMut(CheckResult),
+) -> Result<(), String> {
     let fx = TensorFile::open(path).map_err(|e| e.to_string())?;
     let meta = fx.metadata();
-    let prompts: Vec<String> = serde_json::from_str(meta.get("prompts").ok_or("metadata has no 'prompts'")?).map_err(|e| format!("bad 'prompts' metadata: {e}"))?;
+    let prompts: Vec<String> = serde_json::from_str(meta.get("prompts").ok_or("metadata has no 'prompts'")?)
+        .map_err(|e| format!("bad 'prompts' metadata: {e}"))?;
     let ref_ids = fx.i64("input_ids").map_err(|e| e.to_string())?;
     let ref_mask = fx.i64("attention_mask").map_err(|e| e.to_string())?;
-    let &[batch, max_length] = ref_ids.shape.as_slice() else { return Err(format!("input_ids has shape {:?}, expected [batch, tokens]", ref_ids.shape)) };
+    let &[batch, max_length] = ref_ids.shape.as_slice() else {
+        return Err(format!("input_ids has shape {:?}, expected [batch, tokens]", ref_ids.shape));
+    };
     if batch != prompts.len() {
         return Err(format!("{} prompts but input_ids has {batch} rows", prompts.len()));
     }
@@ -67,9 +76,15 @@ fn check_case(case: &str, path: &Path, device: &ComputeDevice, report: &mut dyn 
         ids_check = ids_check.with_note(first_difference(&ours.input_ids, &ref_ids.data, max_length));
     }
     report(ids_check);
-    report(CheckResult::compare(Kind::T5, format!("{case}/attention_mask"), max_abs_diff_i64(&flat_mask, &ref_mask.data), 0.0));
+    report(CheckResult::compare(
+        Kind::T5,
+        format!("{case}/attention_mask"),
+        max_abs_diff_i64(&flat_mask, &ref_mask.data),
+        0.0,
+    ));
     if let Some(lengths) = meta.get("untruncated_lengths") {
-        let reference: Vec<usize> = serde_json::from_str(lengths).map_err(|e| format!("bad 'untruncated_lengths' metadata: {e}"))?;
+        let reference: Vec<usize> =
+            serde_json::from_str(lengths).map_err(|e| format!("bad 'untruncated_lengths' metadata: {e}"))?;
         let err = if reference == ours.untruncated_lengths { 0.0 } else { f64::INFINITY };
         let mut r = CheckResult::compare(Kind::T5, format!("{case}/untruncated_lengths"), err, 0.0);
         if err > 0.0 {
@@ -90,8 +105,13 @@ fn check_case(case: &str, path: &Path, device: &ComputeDevice, report: &mut dyn 
         };
         let hidden = enc.encode_ids(&ids, with_mask.then_some(mask.as_slice()));
         let dims = hidden.dims();
-        let values: Vec<f32> = hidden.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name} back: {e:?}"))?;
-        let err = if dims.as_slice() == reference.shape.as_slice() { max_abs_diff(&values, &reference.data) } else { f64::INFINITY };
+        let values: Vec<f32> =
+            hidden.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name} back: {e:?}"))?;
+        let err = if dims.as_slice() == reference.shape.as_slice() {
+            max_abs_diff(&values, &reference.data)
+        } else {
+            f64::INFINITY
+        };
         let mut note = format!("{} f32", device_label(device));
         if dims.as_slice() != reference.shape.as_slice() {
             note.push_str(&format!("; shape {dims:?}, reference {:?}", reference.shape));

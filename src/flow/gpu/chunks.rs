@@ -41,7 +41,10 @@ impl ChunkPlan {
         }
         let rgba_bytes = size.frames as u64 * pixels * RGBA_PIXEL_BYTES;
         if rgba_bytes > limits.max_buffer_size {
-            return Err(format!("the clip's colours need {rgba_bytes} bytes, over the device's buffer limit {}", limits.max_buffer_size));
+            return Err(format!(
+                "the clip's colours need {rgba_bytes} bytes, over the device's buffer limit {}",
+                limits.max_buffer_size
+            ));
         }
         let mut plan = ChunkPlan { size, chunks: Vec::new(), groups_xy, offset_alignment: align };
         if pixels == 0 || size.frames == 0 {

@@ -38,12 +38,7 @@ const UNIFORM: wgpu::BufferBindingType = wgpu::BufferBindingType::Uniform;
 const READ: wgpu::BufferBindingType = wgpu::BufferBindingType::Storage { read_only: true };
 const READ_WRITE: wgpu::BufferBindingType = wgpu::BufferBindingType::Storage { read_only: false };
 
-fn pipeline(
-    device: &wgpu::Device,
-    name: &str,
-    code: String,
-    layout: &wgpu::BindGroupLayout,
-) -> wgpu::ComputePipeline {
+fn pipeline(device: &wgpu::Device, name: &str, code: String, layout: &wgpu::BindGroupLayout) -> wgpu::ComputePipeline {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
         source: wgpu::ShaderSource::Wgsl(code.into()),
@@ -70,7 +65,14 @@ impl Kernels {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let splat_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("flow splat"),
-            entries: &[entry(0, UNIFORM), entry(1, READ), entry(2, READ), entry(3, READ), entry(4, READ_WRITE), entry(5, READ_WRITE)],
+            entries: &[
+                entry(0, UNIFORM),
+                entry(1, READ),
+                entry(2, READ),
+                entry(3, READ),
+                entry(4, READ_WRITE),
+                entry(5, READ_WRITE),
+            ],
         });
         let colour_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("flow colour"),

@@ -104,7 +104,8 @@ impl GpuFlow {
     /// Shares an existing device (the studio's eframe/egui-wgpu device).
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         let kernels = Kernels::new(&device).map_err(|e| e.to_string());
-        let wheel: Vec<[f32; 4]> = colour_wheel().iter().map(|c| [c[0] / 255.0, c[1] / 255.0, c[2] / 255.0, 0.0]).collect();
+        let wheel: Vec<[f32; 4]> =
+            colour_wheel().iter().map(|c| [c[0] / 255.0, c[1] / 255.0, c[2] / 255.0, 0.0]).collect();
         let wheel = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("flow wheel"),
             contents: bytemuck::cast_slice(&wheel),
@@ -213,8 +214,10 @@ impl GpuFlow {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let frames = self.storage_init("flow frames", bytemuck::cast_slice(&tables.frames), wgpu::BufferUsages::empty());
-        let splats = self.storage_init("flow splats", bytemuck::cast_slice(&tables.splats), wgpu::BufferUsages::empty());
+        let frames =
+            self.storage_init("flow frames", bytemuck::cast_slice(&tables.frames), wgpu::BufferUsages::empty());
+        let splats =
+            self.storage_init("flow splats", bytemuck::cast_slice(&tables.splats), wgpu::BufferUsages::empty());
         let weights = self.storage_init("flow weights", &tables.weights, wgpu::BufferUsages::empty());
         let max_norm = self.storage_init("flow max norm", &0u32.to_le_bytes(), wgpu::BufferUsages::COPY_SRC);
 
@@ -224,7 +227,8 @@ impl GpuFlow {
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("flow") });
         let mut colour_groups = Vec::with_capacity(plan.chunks.len());
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("flow splat"), timestamp_writes: None });
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("flow splat"), timestamp_writes: None });
             pass.set_pipeline(&kernels.splat);
             for (chunk, flow) in plan.chunks.iter().zip(flows) {
                 let binding = plan.rgba_binding(chunk);
@@ -275,7 +279,10 @@ impl GpuFlow {
         }
         {
             // A separate pass: every chunk's norms must be in before any colour.
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("flow colour"), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("flow colour"),
+                timestamp_writes: None,
+            });
             pass.set_pipeline(&kernels.colour);
             for (chunk, group) in plan.chunks.iter().zip(&colour_groups) {
                 pass.set_bind_group(0, group, &[]);
@@ -317,7 +324,8 @@ impl GpuFlow {
                 let chunk = bytes.next().unwrap_or_default();
                 flow.extend(le_u32s(&chunk).map(f32::from_bits));
             }
-            let colours: Vec<u32> = bytes.next().map(|b| le_u32s(&b).take(size.frames * size.pixels()).collect()).unwrap_or_default();
+            let colours: Vec<u32> =
+                bytes.next().map(|b| le_u32s(&b).take(size.frames * size.pixels()).collect()).unwrap_or_default();
             (Some(flow), Some(colours))
         } else {
             (None, None)

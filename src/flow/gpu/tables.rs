@@ -50,7 +50,13 @@ pub struct SplatTables {
 impl SplatTables {
     pub fn build(sparse: &SparseFlow, exact: bool) -> Self {
         let size: ClipSize = sparse.size;
-        let mut tables = SplatTables { frames: Vec::new(), splats: Vec::new(), weights: Vec::new(), support: Vec::new(), boxes: Vec::new() };
+        let mut tables = SplatTables {
+            frames: Vec::new(),
+            splats: Vec::new(),
+            weights: Vec::new(),
+            support: Vec::new(),
+            boxes: Vec::new(),
+        };
         let mut pool_len = 0u32;
         let mut push_weights = |w: &[f64], bytes: &mut Vec<u8>| -> u32 {
             let at = pool_len;
@@ -77,7 +83,12 @@ impl SplatTables {
                 boxes.push(rect);
                 support = Some(match support {
                     None => rect,
-                    Some(u) => Support { y0: u.y0.min(rect.y0), y1: u.y1.max(rect.y1), x0: u.x0.min(rect.x0), x1: u.x1.max(rect.x1) },
+                    Some(u) => Support {
+                        y0: u.y0.min(rect.y0),
+                        y1: u.y1.max(rect.y1),
+                        x0: u.x0.min(rect.x0),
+                        x1: u.x1.max(rect.x1),
+                    },
                 });
                 tables.splats.push(SplatGpu {
                     dx: s.dx,

@@ -58,15 +58,20 @@ impl Checkpoint {
     /// Opens a sharded checkpoint from its `*.safetensors.index.json`.
     pub fn open_index(index_path: &Path) -> Result<Self, LoadError> {
         let text = std::fs::read_to_string(index_path).map_err(|e| LoadError::io(index_path, e))?;
-        let index: IndexFile = serde_json::from_str(&text)
-            .map_err(|e| LoadError::Config { path: index_path.into(), reason: format!("not a safetensors index ({e})") })?;
+        let index: IndexFile = serde_json::from_str(&text).map_err(|e| LoadError::Config {
+            path: index_path.into(),
+            reason: format!("not a safetensors index ({e})"),
+        })?;
         let dir = index_path.parent().unwrap_or(Path::new("."));
         // Shards in first-seen order of the (sorted) weight map; keys per shard.
         let mut shard_names: Vec<String> = Vec::new();
         let mut keys_of: HashMap<String, Vec<String>> = HashMap::new();
         for (key, shard) in &index.weight_map {
             if shard.contains('/') || shard.contains('\\') || shard == ".." {
-                return Err(LoadError::Config { path: index_path.into(), reason: format!("shard name {shard:?} is not a plain file name") });
+                return Err(LoadError::Config {
+                    path: index_path.into(),
+                    reason: format!("shard name {shard:?} is not a plain file name"),
+                });
             }
             if !keys_of.contains_key(shard) {
                 shard_names.push(shard.clone());
@@ -91,7 +96,13 @@ impl Checkpoint {
             for key in keys {
                 match ckpt.tensors.get(key) {
                     Some(e) if e.shard == shard_idx => {}
-                    _ => return Err(LoadError::IndexMismatch { index: index_path.into(), shard: path.clone(), key: key.clone() }),
+                    _ => {
+                        return Err(LoadError::IndexMismatch {
+                            index: index_path.into(),
+                            shard: path.clone(),
+                            key: key.clone(),
+                        })
+                    }
                 }
             }
         }
@@ -126,7 +137,10 @@ impl Checkpoint {
                     }
                     Err(LoadError::Unsupported {
                         path: dir.into(),
-                        reason: format!("several {what} files ({}); keep one variant", cands.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+                        reason: format!(
+                            "several {what} files ({}); keep one variant",
+                            cands.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
                     })
                 }
             }
@@ -140,16 +154,23 @@ impl Checkpoint {
         if sharded_pattern {
             return Err(LoadError::NotFound {
                 path: dir.join("model.safetensors.index.json"),
-                hint: " (the folder holds sharded weights but no *.safetensors.index.json; download the index too)".into(),
+                hint: " (the folder holds sharded weights but no *.safetensors.index.json; download the index too)"
+                    .into(),
             });
         }
         if let Some(file) = pick(singles, "safetensors")? {
             return Checkpoint::open_file(&file);
         }
-        if let Some(p) = names.iter().find(|n| n.ends_with(".bin") || n.ends_with(".pt") || n.ends_with(".pth") || n.ends_with(".ckpt")) {
+        if let Some(p) = names
+            .iter()
+            .find(|n| n.ends_with(".bin") || n.ends_with(".pt") || n.ends_with(".pth") || n.ends_with(".ckpt"))
+        {
             return Err(LoadError::Pickle { path: dir.into(), file: p.clone() });
         }
-        Err(LoadError::NotFound { path: dir.join("model.safetensors"), hint: " (no *.safetensors weights in this folder)".into() })
+        Err(LoadError::NotFound {
+            path: dir.join("model.safetensors"),
+            hint: " (no *.safetensors weights in this folder)".into(),
+        })
     }
 
     fn add_shard(&mut self, path: &Path) -> Result<usize, LoadError> {
@@ -160,11 +181,18 @@ impl Checkpoint {
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| LoadError::io(path, e))?;
         let shard = self.shards.len();
         {
-            let st = SafeTensors::deserialize(&mmap).map_err(|e| LoadError::Safetensors { path: path.into(), reason: e.to_string() })?;
+            let st = SafeTensors::deserialize(&mmap)
+                .map_err(|e| LoadError::Safetensors { path: path.into(), reason: e.to_string() })?;
             let base = mmap.as_ptr() as usize;
             for (name, view) in st.tensors() {
                 let data = view.data();
-                let entry = Entry { shard, dtype: view.dtype(), shape: view.shape().to_vec(), start: data.as_ptr() as usize - base, len: data.len() };
+                let entry = Entry {
+                    shard,
+                    dtype: view.dtype(),
+                    shape: view.shape().to_vec(),
+                    start: data.as_ptr() as usize - base,
+                    len: data.len(),
+                };
                 if let Some(prev) = self.tensors.insert(name.clone(), entry) {
                     if prev.shard != shard {
                         return Err(LoadError::Safetensors {
@@ -229,7 +257,12 @@ impl Checkpoint {
                         dir: self.source.clone(),
                         missing: vec![],
                         unexpected: vec![],
-                        mismatched: vec![ShapeMismatch { key: key.into(), file: shard.path.clone(), expected: vec![0, 0], found: entry.shape.clone() }],
+                        mismatched: vec![ShapeMismatch {
+                            key: key.into(),
+                            file: shard.path.clone(),
+                            expected: vec![0, 0],
+                            found: entry.shape.clone(),
+                        }],
                     });
                 };
                 let mut t = vec![0f32; values.len()];
@@ -264,9 +297,15 @@ impl Checkpoint {
 fn to_f32(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
     let out = match dtype {
         Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
-        Dtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
-        Dtype::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(),
+        Dtype::BF16 => {
+            bytes.chunks_exact(2).map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect()
+        }
+        Dtype::F16 => {
+            bytes.chunks_exact(2).map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect()
+        }
+        Dtype::F64 => {
+            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect()
+        }
         _ => return None,
     };
     Some(out)
@@ -287,7 +326,15 @@ pub struct TensorLoader<'a> {
 
 impl<'a> TensorLoader<'a> {
     pub fn new(ckpt: &'a Checkpoint, device: &ComputeDevice) -> Self {
-        TensorLoader { ckpt, device: device.clone(), used: HashSet::new(), ignored: Vec::new(), missing: Vec::new(), mismatched: Vec::new(), fatal: None }
+        TensorLoader {
+            ckpt,
+            device: device.clone(),
+            used: HashSet::new(),
+            ignored: Vec::new(),
+            missing: Vec::new(),
+            mismatched: Vec::new(),
+            fatal: None,
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -361,7 +408,12 @@ impl<'a> TensorLoader<'a> {
         if self.missing.is_empty() && self.mismatched.is_empty() && unexpected.is_empty() {
             Ok(())
         } else {
-            Err(LoadError::Keys { dir: self.ckpt.source().to_path_buf(), missing: self.missing, unexpected, mismatched: self.mismatched })
+            Err(LoadError::Keys {
+                dir: self.ckpt.source().to_path_buf(),
+                missing: self.missing,
+                unexpected,
+                mismatched: self.mismatched,
+            })
         }
     }
 }

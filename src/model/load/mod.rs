@@ -62,7 +62,12 @@ pub enum LoadError {
     Runtime { path: PathBuf, reason: String },
 }
 
-fn keys_message(dir: &std::path::Path, missing: &[String], unexpected: &[(String, PathBuf)], mismatched: &[ShapeMismatch]) -> String {
+fn keys_message(
+    dir: &std::path::Path,
+    missing: &[String],
+    unexpected: &[(String, PathBuf)],
+    mismatched: &[ShapeMismatch],
+) -> String {
     const SHOW: usize = 20;
     let mut s = format!("{}: the weights do not fit the model", dir.display());
     if !missing.is_empty() {
@@ -77,7 +82,13 @@ fn keys_message(dir: &std::path::Path, missing: &[String], unexpected: &[(String
     if !mismatched.is_empty() {
         s.push_str(&format!("\n  {} shape mismatch(es):", mismatched.len()));
         for m in mismatched.iter().take(SHOW) {
-            s.push_str(&format!("\n    {} in {}: expected {:?}, found {:?}", m.key, m.file.display(), m.expected, m.found));
+            s.push_str(&format!(
+                "\n    {} in {}: expected {:?}, found {:?}",
+                m.key,
+                m.file.display(),
+                m.expected,
+                m.found
+            ));
         }
         if mismatched.len() > SHOW {
             s.push_str(&format!("\n    ... and {} more", mismatched.len() - SHOW));

@@ -88,10 +88,18 @@ impl T5Attention {
     }
 
     /// Relative-position bias of block 0, `[1, heads, q_len, k_len]`, f32.
-    pub fn position_bias(&self, len: usize, num_buckets: usize, max_distance: usize, device: &ComputeDevice) -> Option<Tensor<4>> {
+    pub fn position_bias(
+        &self,
+        len: usize,
+        num_buckets: usize,
+        max_distance: usize,
+        device: &ComputeDevice,
+    ) -> Option<Tensor<4>> {
         let table = self.relative_attention_bias.as_ref()?;
         let buckets: Vec<i64> = (0..len)
-            .flat_map(|q| (0..len).map(move |k| relative_position_bucket(k as i64 - q as i64, num_buckets, max_distance)))
+            .flat_map(|q| {
+                (0..len).map(move |k| relative_position_bucket(k as i64 - q as i64, num_buckets, max_distance))
+            })
             .collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(buckets, [len * len]), device.device());
         let values = table.weight.val().select(0, idx); // [q*k, heads]
@@ -238,7 +246,8 @@ impl T5EncoderModel {
     /// Builds the encoder from an opened checkpoint; every missing / mismatched / unexpected key
     /// is reported in one [`LoadError::Keys`].
     pub fn from_checkpoint(config: &T5Config, ckpt: &Checkpoint, device: &ComputeDevice) -> Result<Self, LoadError> {
-        let (activation, gated) = config.feed_forward().map_err(|reason| LoadError::Config { path: ckpt.source().into(), reason })?;
+        let (activation, gated) =
+            config.feed_forward().map_err(|reason| LoadError::Config { path: ckpt.source().into(), reason })?;
         let mut ld = TensorLoader::new(ckpt, device);
         // A full T5 checkpoint also holds the decoder and LM head; the encoder ignores them.
         ld.ignore_prefix("decoder.");
@@ -256,14 +265,20 @@ impl T5EncoderModel {
             weight: Param::from_tensor(ld.linear_weight(&format!("{key}.weight"), d_out, d_in)),
             bias: None,
         };
-        let norm = |ld: &mut TensorLoader, key: String| T5LayerNorm { weight: Param::from_tensor(ld.tensor(&format!("{key}.weight"), [d])), eps };
+        let norm = |ld: &mut TensorLoader, key: String| T5LayerNorm {
+            weight: Param::from_tensor(ld.tensor(&format!("{key}.weight"), [d])),
+            eps,
+        };
 
         let mut block = Vec::with_capacity(config.num_layers);
         for i in 0..config.num_layers {
             let p = format!("encoder.block.{i}.layer");
             let a = format!("{p}.0.SelfAttention");
             let relative_attention_bias = (i == 0).then(|| Embedding {
-                weight: Param::from_tensor(ld.tensor(&format!("{a}.relative_attention_bias.weight"), [config.relative_attention_num_buckets, config.num_heads])),
+                weight: Param::from_tensor(ld.tensor(
+                    &format!("{a}.relative_attention_bias.weight"),
+                    [config.relative_attention_num_buckets, config.num_heads],
+                )),
             });
             let SelfAttention = T5Attention {
                 q: linear(&mut ld, format!("{a}.q"), inner, d),
@@ -274,7 +289,8 @@ impl T5EncoderModel {
                 n_heads: config.num_heads,
                 d_kv: config.d_kv,
             };
-            let layer_0 = T5LayerSelfAttention { SelfAttention, layer_norm: norm(&mut ld, format!("{p}.0.layer_norm")) };
+            let layer_0 =
+                T5LayerSelfAttention { SelfAttention, layer_norm: norm(&mut ld, format!("{p}.0.layer_norm")) };
             let f = format!("{p}.1.DenseReluDense");
             let DenseReluDense = if gated {
                 T5DenseActDense {
@@ -309,7 +325,12 @@ impl T5EncoderModel {
     /// `last_hidden_state` `[batch, tokens, d_model]` for `input_ids` `[batch, tokens]`.
     /// `attention_mask` (`[batch, tokens]`, 1 = attend) is optional: CogVideoX calls the encoder
     /// without it, so padding tokens are attended to.
-    pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Option<Tensor<2>>, device: &ComputeDevice) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Option<Tensor<2>>,
+        device: &ComputeDevice,
+    ) -> Tensor<3> {
         let [b, l] = input_ids.dims();
         let mut h = self.shared.forward(input_ids); // [batch, tokens, d_model]
         let first = &self.encoder.block[0].layer_0.SelfAttention;
@@ -320,7 +341,8 @@ impl T5EncoderModel {
             // (1 − mask)·finfo(f32).min, broadcast over heads and queries   // [batch, 1, 1, k]
             let mask = mask.cast(DType::F32).neg().add_scalar(1.0).mul_scalar(f32::MIN).reshape([b, 1, 1, l]);
             let heads = bias.dims()[1];
-            bias = bias.expand([b, heads, l, l]) + mask.expand([b, heads, l, l]); // [batch, heads, q, k]
+            bias = bias.expand([b, heads, l, l]) + mask.expand([b, heads, l, l]);
+            // [batch, heads, q, k]
         }
         let half = device.is_half();
         for block in &self.encoder.block {

@@ -36,7 +36,11 @@ impl T5TextEncoder {
         if tokenizer.vocab_size() > config.vocab_size {
             return Err(LoadError::Config {
                 path: dir.into(),
-                reason: format!("the tokenizer has {} tokens but the encoder's vocab_size is {}", tokenizer.vocab_size(), config.vocab_size),
+                reason: format!(
+                    "the tokenizer has {} tokens but the encoder's vocab_size is {}",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
             });
         }
         Ok(T5TextEncoder { tokenizer, model, config, device: device.clone() })

@@ -69,7 +69,8 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or("field runs past the end of the data")?;
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or("field runs past the end of the data")?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -158,7 +159,9 @@ fn parse_piece(b: &[u8]) -> Result<Piece, String> {
     let mut r = Reader::new(b);
     while let Some((f, v)) = r.field()? {
         match (f, v) {
-            (1, Value::Bytes(s)) => p.piece = String::from_utf8(s.to_vec()).map_err(|_| "a piece is not valid UTF-8")?,
+            (1, Value::Bytes(s)) => {
+                p.piece = String::from_utf8(s.to_vec()).map_err(|_| "a piece is not valid UTF-8")?
+            }
             (2, Value::Fixed32(x)) => p.score = f32::from_bits(x),
             (3, Value::Varint(x)) => {
                 p.kind = match x {
@@ -191,7 +194,8 @@ impl CharsMap {
         if trie_size % 4 != 0 || 4 + trie_size > blob.len() {
             return Err(format!("charsmap trie size {trie_size} does not fit the {}-byte blob", blob.len()));
         }
-        let units = blob[4..4 + trie_size].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let units =
+            blob[4..4 + trie_size].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         Ok(CharsMap { units, normalized: blob[4 + trie_size..].to_vec() })
     }
 

@@ -113,7 +113,8 @@ impl T5Tokenizer {
     /// Finds the tokenizer of a model folder: `DIR/tokenizer/`, `DIR` itself (a folder holding
     /// `spiece.model`), or the `tokenizer/` next to a `text_encoder/` folder.
     pub fn find_dir(dir: &Path) -> Result<PathBuf, LoadError> {
-        let candidates = [dir.join("tokenizer"), dir.to_path_buf(), dir.parent().map(|p| p.join("tokenizer")).unwrap_or_default()];
+        let candidates =
+            [dir.join("tokenizer"), dir.to_path_buf(), dir.parent().map(|p| p.join("tokenizer")).unwrap_or_default()];
         candidates.into_iter().find(|c| c.join("spiece.model").is_file()).ok_or_else(|| LoadError::NotFound {
             path: dir.join("tokenizer").join("spiece.model"),
             hint: " (the SentencePiece model of the T5 tokenizer; a pipeline folder has it in tokenizer/)".into(),
@@ -124,9 +125,13 @@ impl T5Tokenizer {
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
         let spm_path = dir.join("spiece.model");
         let bytes = std::fs::read(&spm_path).map_err(|e| LoadError::io(&spm_path, e))?;
-        let model = SpmModel::parse(&bytes).map_err(|reason| LoadError::Unsupported { path: spm_path.clone(), reason: format!("not a SentencePiece model: {reason}") })?;
+        let model = SpmModel::parse(&bytes).map_err(|reason| LoadError::Unsupported {
+            path: spm_path.clone(),
+            reason: format!("not a SentencePiece model: {reason}"),
+        })?;
         let cfg_path = dir.join("tokenizer_config.json");
-        let config: TokenizerConfig = if cfg_path.is_file() { crate::model::load::read_config(&cfg_path)? } else { TokenizerConfig::default() };
+        let config: TokenizerConfig =
+            if cfg_path.is_file() { crate::model::load::read_config(&cfg_path)? } else { TokenizerConfig::default() };
         Self::from_parts(&model, &config).map_err(|reason| LoadError::Unsupported { path: spm_path, reason })
     }
 
@@ -168,27 +173,55 @@ impl T5Tokenizer {
         if let Some(decoder) = &config.added_tokens_decoder {
             for (id, spec) in decoder {
                 let id: u32 = id.parse().map_err(|_| format!("added_tokens_decoder key {id:?} is not an id"))?;
-                added.push(AddedToken { content: spec.content.clone(), id, lstrip: spec.lstrip, rstrip: spec.rstrip, special: spec.special });
+                added.push(AddedToken {
+                    content: spec.content.clone(),
+                    id,
+                    lstrip: spec.lstrip,
+                    rstrip: spec.rstrip,
+                    special: spec.special,
+                });
             }
         } else {
             for (id, p) in model.pieces.iter().enumerate() {
                 if matches!(p.kind, PieceType::Control | PieceType::Unknown) && !p.piece.is_empty() {
-                    added.push(AddedToken { content: p.piece.clone(), id: id as u32, lstrip: false, rstrip: false, special: true });
+                    added.push(AddedToken {
+                        content: p.piece.clone(),
+                        id: id as u32,
+                        lstrip: false,
+                        rstrip: false,
+                        special: true,
+                    });
                 }
             }
             for (id, (piece, _)) in vocab.iter().enumerate().skip(model.pieces.len()) {
-                added.push(AddedToken { content: piece.clone(), id: id as u32, lstrip: false, rstrip: false, special: true });
+                added.push(AddedToken {
+                    content: piece.clone(),
+                    id: id as u32,
+                    lstrip: false,
+                    rstrip: false,
+                    special: true,
+                });
             }
         }
         for (id, p) in model.pieces.iter().enumerate() {
             if p.kind == PieceType::UserDefined && !added.iter().any(|a| a.content == p.piece) {
-                added.push(AddedToken { content: p.piece.clone(), id: id as u32, lstrip: false, rstrip: false, special: false });
+                added.push(AddedToken {
+                    content: p.piece.clone(),
+                    id: id as u32,
+                    lstrip: false,
+                    rstrip: false,
+                    special: false,
+                });
             }
         }
         added.retain(|a| !a.content.is_empty());
         added.sort_by(|a, b| b.content.len().cmp(&a.content.len()).then(a.content.cmp(&b.content)));
 
-        let charsmap = if model.precompiled_charsmap.is_empty() { None } else { Some(CharsMap::parse(&model.precompiled_charsmap)?) };
+        let charsmap = if model.precompiled_charsmap.is_empty() {
+            None
+        } else {
+            Some(CharsMap::parse(&model.precompiled_charsmap)?)
+        };
         let max_piece_bytes = vocab.iter().map(|v| v.0.len()).max().unwrap_or(1);
         Ok(T5Tokenizer { vocab, piece_to_id, max_piece_bytes, min_score, unk_id, eos_id, pad_id, charsmap, added })
     }
