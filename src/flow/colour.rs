@@ -60,7 +60,7 @@ pub fn wheel_colour(wheel: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
     let norm = (u * u + v * v).sqrt();
     let a = (-v).atan2(-u) / std::f32::consts::PI;
     let fk = (a + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
-    let k0 = fk.floor() as usize;
+    let k0 = floor(fk) as usize;
     let k1 = if k0 + 1 == WHEEL_LEN { 0 } else { k0 + 1 };
     let f = fk - k0 as f32;
     let mut out = [0u8; 3];
@@ -69,9 +69,21 @@ pub fn wheel_colour(wheel: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
         let col1 = wheel[k1][c] / 255.0;
         let col = (1.0 - f) * col0 + f * col1;
         let col = 1.0 - norm * (1.0 - col);
-        *o = (255.0 * col).floor() as u8;
+        *o = floor(255.0 * col) as u8;
     }
     out
+}
+
+/// `f32::floor` without the library call the baseline x86-64 target makes of it (no SSE4.1);
+/// exact for |x| < 2^31, which covers the wheel index and colour levels.
+#[inline(always)]
+fn floor(x: f32) -> f32 {
+    let t = x as i32 as f32;
+    if t > x {
+        t - 1.0
+    } else {
+        t
+    }
 }
 
 /// `flow_to_image` over the whole clip. Pixels outside each frame's kernel boxes have exactly

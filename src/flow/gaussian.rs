@@ -117,13 +117,21 @@ pub fn gaussian_filter(sparse: &SparseFlow) -> DenseFlow {
         data.par_chunks_mut(frame_len)
             .zip(support.par_iter_mut().zip(boxes.par_iter_mut()))
             .zip(sparse.frames.par_iter())
-            .for_each(|((frame, (support, boxes)), splats)| (*support, *boxes) = filter_frame(frame, splats, size));
+            // One f64 accumulator per worker thread, reused across frames (kept all-zero between uses).
+            .for_each_init(Vec::new, |scratch, ((frame, (support, boxes)), splats)| {
+                (*support, *boxes) = filter_frame(frame, splats, size, scratch)
+            });
     }
     DenseFlow { size, data, support, boxes }
 }
 
 /// Filters one frame; returns the union rectangle and each splat's rectangle.
-fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> (Support, Vec<Support>) {
+fn filter_frame(
+    frame: &mut [f32],
+    splats: &[super::Splat],
+    size: ClipSize,
+    acc: &mut Vec<f64>,
+) -> (Support, Vec<Support>) {
     if splats.is_empty() {
         return (Support::default(), Vec::new());
     }
@@ -134,8 +142,10 @@ fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> (
     let x0 = weights.iter().map(|(_, wx)| wx.0).min().unwrap_or(0);
     let x1 = weights.iter().map(|(_, wx)| wx.0 + wx.1.len()).max().unwrap_or(0);
     let bw = x1 - x0;
-    // Zeroed lazily by the allocator: only the pages under the kernels are ever touched.
-    let mut acc = vec![0.0f64; (y1 - y0) * bw * 2];
+    // `acc` is all zeros on entry; only the kernels' boxes get touched and re-zeroed below.
+    if acc.len() < (y1 - y0) * bw * 2 {
+        acc.resize((y1 - y0) * bw * 2, 0.0);
+    }
     for (splat, ((wy0, wy), (wx0, wx))) in splats.iter().zip(&weights) {
         let (dx, dy) = (splat.dx as f64, splat.dy as f64);
         for (j, &wyv) in wy.iter().enumerate() {
@@ -160,6 +170,11 @@ fn filter_frame(frame: &mut [f32], splats: &[super::Splat], size: ClipSize) -> (
             for (d, s) in dst.iter_mut().zip(src) {
                 *d = *s as f32;
             }
+        }
+    }
+    for b in &boxes {
+        for y in b.y0..b.y1 {
+            acc[((y - y0) * bw + b.x0 - x0) * 2..((y - y0) * bw + b.x1 - x0) * 2].fill(0.0);
         }
     }
     (Support { y0, y1, x0, x1 }, boxes)
