@@ -151,10 +151,10 @@ fn bad_input_is_one_line_naming_file_and_line_with_exit_code_2() {
 fn verify_reports_one_line_per_check_and_a_summary() {
     let root = tora_studio::verify::fixtures_root(None);
     if !root.is_dir() {
-        eprintln!(
-            "\n!!!!! FIXTURES MISSING: {} not found; set TORA_FIXTURES. verify NOT checked. !!!!!\n",
+        tora_studio::verify::say_loudly(&format!(
+            "FIXTURES MISSING: {} not found; set TORA_FIXTURES. verify NOT checked.",
             root.display()
-        );
+        ));
         return;
     }
     let out = studio(&["verify", "--only", "flow", "--fixtures", root.to_str().unwrap()]);

@@ -259,10 +259,10 @@ fn every_flow_fixture_passes_on_the_gpu() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
     if !root.join("flow").is_dir() {
-        eprintln!(
-            "\n!!!!! WARNING: no flow fixtures under {} — the GPU fixture parity was NOT checked !!!!!\n",
+        tora_studio::verify::say_loudly(&format!(
+            "WARNING: no flow fixtures under {} — the GPU fixture parity was NOT checked",
             root.display()
-        );
+        ));
         return;
     }
     let results = verify::run(&root, &[Kind::Flow], Backend::Wgpu, |r| eprintln!("{}", r.line()));

@@ -8,10 +8,10 @@ use tora_studio::Backend;
 fn cpu_flow_matches_every_reference_fixture() {
     let root = verify::fixtures_root(None);
     if !root.is_dir() {
-        eprintln!(
-            "\n!!!!! FIXTURES MISSING: {} not found; set TORA_FIXTURES. Flow parity NOT checked. !!!!!\n",
+        tora_studio::verify::say_loudly(&format!(
+            "FIXTURES MISSING: {} not found; set TORA_FIXTURES. Flow parity NOT checked.",
             root.display()
-        );
+        ));
         return;
     }
     let results = verify::run(&root, &[Kind::Flow], Backend::Cpu, |r| eprintln!("{}", r.line()));

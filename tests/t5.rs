@@ -29,10 +29,10 @@ fn t5_model_dirs() -> Vec<PathBuf> {
         .filter_map(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
         .collect();
     if dirs.is_empty() {
-        eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        eprintln!("!!! WARNING: no */io/t5.safetensors fixtures under {}", root.display());
-        eprintln!("!!! T5 parity and loader-error tests are SKIPPED. Set TORA_FIXTURES.");
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+        tora_studio::verify::say_loudly(&format!(
+            "WARNING: no */io/t5.safetensors fixtures under {}: T5 parity and loader-error tests are SKIPPED. Set TORA_FIXTURES.",
+            root.display()
+        ));
     }
     dirs
 }

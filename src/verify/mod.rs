@@ -84,6 +84,14 @@ pub fn fixtures_root(explicit: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("../shared/fixtures"))
 }
 
+/// Prints a warning straight to the process's stderr, past the test harness's output capture,
+/// so a skipped parity check shows in every test log (e.g. when the fixtures are missing).
+pub fn say_loudly(message: &str) {
+    use std::io::Write;
+    let bar = "!".repeat(78);
+    let _ = writeln!(std::io::stderr().lock(), "\n{bar}\n!!! {message}\n{bar}\n");
+}
+
 /// Every file under `root` (recursively, sorted), for the checkers to pick theirs from.
 pub fn walk_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
