@@ -9,6 +9,8 @@ pub mod cli;
 pub mod export;
 pub mod flow;
 pub mod model;
+pub mod pipeline;
+pub mod sampling;
 pub mod tensor_file;
 pub mod trajectory;
 pub mod verify;

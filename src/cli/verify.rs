@@ -11,7 +11,7 @@ pub struct VerifyArgs {
     /// Fixture folder (default: $TORA_FIXTURES, else ../shared/fixtures).
     #[arg(long)]
     fixtures: Option<PathBuf>,
-    /// Only these kinds (comma-separated): flow, t5.
+    /// Only these kinds (comma-separated), e.g. flow,t5,transformer (see the error for all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]

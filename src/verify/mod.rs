@@ -2,26 +2,67 @@
 //! `PASS|FAIL kind case max_abs_err tolerance` report used by `tora-studio verify` and the tests.
 
 mod flow;
+mod opensora;
+mod pipeline;
+mod scheduler;
 mod t5;
+mod transformer;
+mod vae;
 
 use std::path::{Path, PathBuf};
 
 use crate::Backend;
 
-/// Each kind of parity check; later model issues add theirs.
+/// Each kind of parity check (one or more per model part).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Flow,
     T5,
+    TrajExtractor,
+    Mgf,
+    Transformer,
+    VaeEncode,
+    VaeDecode,
+    Scheduler,
+    Pipeline,
+    Stdit3,
+    OpensoraVaeEncode,
+    OpensoraVaeDecode,
+    Rflow,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Flow, Kind::T5];
+    pub const ALL: [Kind; 13] = [
+        Kind::Flow,
+        Kind::T5,
+        Kind::TrajExtractor,
+        Kind::Mgf,
+        Kind::Transformer,
+        Kind::VaeEncode,
+        Kind::VaeDecode,
+        Kind::Scheduler,
+        Kind::Pipeline,
+        Kind::Stdit3,
+        Kind::OpensoraVaeEncode,
+        Kind::OpensoraVaeDecode,
+        Kind::Rflow,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Flow => "flow",
             Kind::T5 => "t5",
+            Kind::TrajExtractor => "traj_extractor",
+            Kind::Mgf => "mgf",
+            Kind::Transformer => "transformer",
+            Kind::VaeEncode => "vae_encode",
+            Kind::VaeDecode => "vae_decode",
+            Kind::Scheduler => "scheduler",
+            Kind::Pipeline => "pipeline",
+            Kind::Stdit3 => "stdit3",
+            Kind::OpensoraVaeEncode => "opensora_vae_encode",
+            Kind::OpensoraVaeDecode => "opensora_vae_decode",
+            Kind::Rflow => "rflow",
         }
     }
 
@@ -116,15 +157,22 @@ pub fn run(root: &Path, kinds: &[Kind], backend: Backend, mut report: impl FnMut
     let files = walk_files(root);
     let mut results = Vec::new();
     for &kind in kinds {
+        let mut sink = |r: CheckResult| {
+            report(&r);
+            results.push(r);
+        };
         match kind {
-            Kind::Flow => flow::run(root, &files, backend, &mut |r| {
-                report(&r);
-                results.push(r);
-            }),
-            Kind::T5 => t5::run(root, &files, backend, &mut |r| {
-                report(&r);
-                results.push(r);
-            }),
+            Kind::Flow => flow::run(root, &files, backend, &mut sink),
+            Kind::T5 => t5::run(root, &files, backend, &mut sink),
+            Kind::TrajExtractor | Kind::Mgf | Kind::Transformer => {
+                transformer::run(kind, root, &files, backend, &mut sink)
+            }
+            Kind::VaeEncode | Kind::VaeDecode => vae::run(kind, root, &files, backend, &mut sink),
+            Kind::Scheduler => scheduler::run(root, &files, backend, &mut sink),
+            Kind::Pipeline => pipeline::run(root, &files, backend, &mut sink),
+            Kind::Stdit3 | Kind::OpensoraVaeEncode | Kind::OpensoraVaeDecode | Kind::Rflow => {
+                opensora::run(kind, root, &files, backend, &mut sink)
+            }
         }
     }
     results

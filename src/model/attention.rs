@@ -1,0 +1,1 @@
+//! The one memory-bounded scaled-dot-product attention every network uses.

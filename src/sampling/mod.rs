@@ -1,0 +1,2 @@
+//! Samplers: CogVideoX's DPM and DDIM schedulers, rectified flow, classifier-free guidance, and the
+//! injectable noise source every random draw goes through.
