@@ -104,8 +104,8 @@ mod tests {
     use crate::Backend;
 
     fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
-        let a = a.into_data().to_vec::<f32>().expect("f32");
-        let b = b.into_data().to_vec::<f32>().expect("f32");
+        let a = a.into_data().try_to_vec::<f32>().expect("f32");
+        let b = b.into_data().try_to_vec::<f32>().expect("f32");
         assert_eq!(a.len(), b.len());
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
     }
