@@ -267,3 +267,60 @@ fn bench_step_refuses_preset_without_random_weights() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--random-weights"));
 }
+
+/// The SAT switches (`add_learned_pos_embedding = false`, `final_norm_eps = Some(1e-6)`) on the
+/// diffusers weights reproduce Tora's own SAT forward (`<model>-sat/io_sat/transformer.safetensors`,
+/// same weights as `<model>/`), as the fixtures' README says they must (bit-identical there).
+#[test]
+fn sat_switches_reproduce_sat_forward() {
+    let root = fixtures_root();
+    let cases: Vec<(PathBuf, PathBuf)> = verify::walk_files(&root)
+        .into_iter()
+        .filter(|p| {
+            p.file_name().is_some_and(|n| n == "transformer.safetensors")
+                && p.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "io_sat")
+        })
+        .filter_map(|p| {
+            let sat_dir = p.parent()?.parent()?;
+            let name = sat_dir.file_name()?.to_string_lossy().strip_suffix("-sat")?.to_string();
+            let diffusers = sat_dir.parent()?.join(name);
+            diffusers.join("transformer/config.json").is_file().then_some((p.clone(), diffusers))
+        })
+        .collect();
+    if cases.is_empty() {
+        verify::say_loudly("WARNING: no <model>-sat/io_sat/transformer.safetensors fixtures: SAT-switch test SKIPPED");
+        return;
+    }
+    let device = cpu();
+    for (io, diffusers) in cases {
+        let (_, mut config) = ToraTransformer3D::load(&diffusers, &device).expect("load");
+        config.add_learned_pos_embedding = false;
+        config.final_norm_eps = Some(1e-6);
+        let dir = diffusers.join("transformer");
+        let ckpt = tora_studio::model::load::Checkpoint::open_dir(&dir).expect("open");
+        let model = ToraTransformer3D::from_checkpoint(&config, &ckpt, &device).expect("from_checkpoint");
+        let fx = tora_studio::tensor_file::TensorFile::open(&io).expect("io_sat");
+        let t5 = |name: &str| -> Tensor<5> {
+            let t = fx.f32(name).expect(name);
+            let s: [usize; 5] = t.shape.clone().try_into().expect("5-D");
+            Tensor::from_data(TensorData::new(t.data, s), device.device())
+        };
+        let text = fx.f32("encoder_hidden_states").expect("text");
+        let ts: [usize; 3] = text.shape.clone().try_into().expect("3-D");
+        let text = Tensor::<3>::from_data(TensorData::new(text.data, ts), device.device());
+        let steps = fx.i64("timestep").expect("timestep");
+        let n = steps.data.len();
+        let timestep = Tensor::<1>::from_data(
+            TensorData::new(steps.data.iter().map(|&t| t as f32).collect::<Vec<_>>(), [n]),
+            device.device(),
+        );
+        for (name, flow) in [("output_with_flow", Some(t5("video_flow"))), ("output_no_flow", None)] {
+            let out = model.forward(t5("hidden_states"), text.clone(), timestep.clone(), flow, None);
+            let ours = out.into_data().try_to_vec::<f32>().expect("f32");
+            let reference = fx.f32(name).expect(name).data;
+            let err = verify::max_abs_diff(&ours, &reference);
+            println!("{} {name}: max |Δ| {err:.3e}", io.display());
+            assert!(err <= 1e-4, "{}: {name} max |Δ| {err}", io.display());
+        }
+    }
+}

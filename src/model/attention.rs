@@ -69,7 +69,11 @@ pub fn scaled_dot_product_attention_blocked(
 /// One query block.
 fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4>>, scale: f64) -> Tensor<4> {
     if q.dtype() == DType::F32 {
-        let options = AttentionModuleOptions { scale: Some(scale), softcap: None, is_causal: false };
+        // The default scale is left to the backend: cubecl backends only run their flash kernels
+        // without a custom scale (with one they take the materialising fallback).
+        let default = 1.0 / (q.dims()[3] as f64).sqrt();
+        let scale = if (scale - default).abs() <= 1e-12 * default { None } else { Some(scale) };
+        let options = AttentionModuleOptions { scale, softcap: None, is_causal: false };
         attention(q, k, v, None, bias, options)
     } else {
         naive_attention(q, k, v, bias, scale)
