@@ -374,8 +374,9 @@ impl ToraTransformer3D {
         let (hp, wp) = (h / p, w / p);
         let dtype = hidden_states.dtype();
 
-        // TE on the flow latent: [B, F, 16, h, w] -> B C T H W -> one map per layer
-        let features = video_flow.map(|flow| self.traj_extractor.forward(flow.permute([0, 2, 1, 3, 4])));
+        // TE on the flow latent ([B, F, 16, h, w] -> B C T H W), streamed: layer i's map is made
+        // right before block i uses it (one map alive instead of num_layers).
+        let mut te_state = video_flow.map(|flow| self.traj_extractor.stem(flow.permute([0, 2, 1, 3, 4])));
 
         // 1. time (and ofs) embedding
         let t_emb = self.time_proj.forward(timestep.clone());
@@ -407,7 +408,8 @@ impl ToraTransformer3D {
 
         // 3. blocks
         for (i, block) in self.transformer_blocks.iter().enumerate() {
-            let flow = features.as_ref().map(|maps| (maps[i].clone(), &self.fuser[i], f));
+            te_state = te_state.map(|x| self.traj_extractor.layer(i, x));
+            let flow = te_state.as_ref().map(|feature| (feature.clone(), &self.fuser[i], f));
             (video, text) = block.forward(video, text, emb.clone(), rotary, flow);
         }
 

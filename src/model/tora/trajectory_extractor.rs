@@ -87,16 +87,25 @@ impl TrajExtractor {
 
     /// `x` `[B, C, F, h, w]` (channels before frames) -> `num_layers` maps `[(B·F'), 128, ⌈h/2⌉, ⌈w/2⌉]`.
     pub fn forward(&self, x: Tensor<5>) -> Vec<Tensor<4>> {
-        let x = patchify(x, self.patch_t, TE_PATCH);
-        let mut x = self.conv_in.forward(x);
+        let mut x = self.stem(x);
         let mut features = Vec::with_capacity(self.num_layers());
-        for layer in self.body.chunks(TE_BLOCKS_PER_LAYER) {
-            for block in layer {
-                x = block.forward(x);
-            }
+        for i in 0..self.num_layers() {
+            x = self.layer(i, x);
             features.push(x.clone());
         }
         features
+    }
+
+    /// Patchify + `conv_in`: the state before layer 0.
+    pub fn stem(&self, x: Tensor<5>) -> Tensor<4> {
+        self.conv_in.forward(patchify(x, self.patch_t, TE_PATCH))
+    }
+
+    /// Layer `i`'s two blocks on the previous layer's map (= `feature_{i-1}`, or the stem): gives
+    /// `feature_i`. Lets the transformer stream the features instead of holding all of them.
+    pub fn layer(&self, i: usize, x: Tensor<4>) -> Tensor<4> {
+        let blocks = &self.body[i * TE_BLOCKS_PER_LAYER..(i + 1) * TE_BLOCKS_PER_LAYER];
+        blocks.iter().fold(x, |x, block| block.forward(x))
     }
 }
 
