@@ -1,5 +1,6 @@
 //! The command line: every headless job of the studio. No subcommand opens the studio.
 
+mod bench_step;
 mod encode_text;
 mod flow;
 mod verify;
@@ -27,6 +28,8 @@ enum Command {
     EncodeText(encode_text::EncodeTextArgs),
     /// Run the parity checks against reference fixtures; one line per check.
     Verify(verify::VerifyArgs),
+    /// Time one transformer forward at a real size and report peak memory (random weights allowed).
+    BenchStep(bench_step::BenchStepArgs),
     /// Open the studio (the default when no subcommand is given).
     Studio,
 }
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
         Some(Command::Flow(args)) => flow::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::Verify(args)) => verify::run(args),
         Some(Command::EncodeText(args)) => encode_text::run(args).map(|_| ExitCode::SUCCESS),
+        Some(Command::BenchStep(args)) => bench_step::run(args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
