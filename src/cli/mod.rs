@@ -2,6 +2,7 @@
 
 mod encode_text;
 mod flow;
+mod vae;
 mod verify;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Flow(flow::FlowArgs),
     /// Tokenize prompts and run the T5 text encoder; writes ids, mask and prompt_embeds.
     EncodeText(encode_text::EncodeTextArgs),
+    /// CogVideoX VAE: encode video to latents, decode latents to frames.
+    Vae(vae::VaeArgs),
     /// Run the parity checks against reference fixtures; one line per check.
     Verify(verify::VerifyArgs),
     /// Open the studio (the default when no subcommand is given).
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
         Some(Command::Flow(args)) => flow::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::Verify(args)) => verify::run(args),
         Some(Command::EncodeText(args)) => encode_text::run(args).map(|_| ExitCode::SUCCESS),
+        Some(Command::Vae(args)) => vae::run(args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,7 @@ use burn::tensor::module::{conv2d, conv3d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::Tensor;
 
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 /// A plain 3D convolution's parameters (`<prefix>.weight` `[out, in, kt, kh, kw]`, `<prefix>.bias`).
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub struct Conv3dParams {
 }
 
 impl Conv3dParams {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, c_out: usize, c_in: usize, k: [usize; 3]) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, c_out: usize, c_in: usize, k: [usize; 3]) -> Self {
         Conv3dParams {
             weight: loader.tensor(&format!("{prefix}.weight"), [c_out, c_in, k[0], k[1], k[2]]),
             bias: loader.tensor(&format!("{prefix}.bias"), [c_out]),
@@ -45,7 +45,7 @@ pub struct Conv2dParams {
 }
 
 impl Conv2dParams {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, c_out: usize, c_in: usize, k: usize) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, c_out: usize, c_in: usize, k: usize) -> Self {
         Conv2dParams {
             weight: loader.tensor(&format!("{prefix}.weight"), [c_out, c_in, k, k]),
             bias: loader.tensor(&format!("{prefix}.bias"), [c_out]),
@@ -101,7 +101,7 @@ pub struct CausalConv3d {
 }
 
 impl CausalConv3d {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, c_out: usize, c_in: usize, k: usize) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, c_out: usize, c_in: usize, k: usize) -> Self {
         CausalConv3d { conv: Conv3dParams::load(loader, &format!("{prefix}.conv"), c_out, c_in, [k, k, k]) }
     }
 

@@ -15,7 +15,7 @@ use super::config::VaeConfig;
 use super::resnet::{ResnetBlock3d, ResnetSpec};
 use super::spatial_norm::SpatialNorm3d;
 use super::upsample::Upsample3d;
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 #[derive(Debug, Clone)]
 pub struct UpBlock3d {
@@ -33,7 +33,7 @@ pub struct Decoder3d {
 }
 
 impl Decoder3d {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, cfg: &VaeConfig) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, cfg: &VaeConfig) -> Self {
         let ch: Vec<usize> = cfg.block_out_channels.iter().rev().copied().collect();
         let z = cfg.latent_channels;
         let spec = ResnetSpec { groups: cfg.norm_num_groups, eps: cfg.norm_eps, spatial_norm_dim: Some(z) };

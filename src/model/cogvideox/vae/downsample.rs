@@ -5,7 +5,7 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
 
 use super::causal_conv::Conv2dParams;
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 #[derive(Debug, Clone)]
 pub struct Downsample3d {
@@ -14,7 +14,7 @@ pub struct Downsample3d {
 }
 
 impl Downsample3d {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, channels: usize, compress_time: bool) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, channels: usize, compress_time: bool) -> Self {
         Downsample3d {
             conv: Conv2dParams::load(loader, &format!("{prefix}.conv"), channels, channels, 3),
             compress_time,

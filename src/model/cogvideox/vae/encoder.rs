@@ -14,7 +14,7 @@ use super::config::VaeConfig;
 use super::downsample::Downsample3d;
 use super::group_norm::GroupNorm3d;
 use super::resnet::{ResnetBlock3d, ResnetSpec};
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 #[derive(Debug, Clone)]
 pub struct DownBlock3d {
@@ -32,7 +32,7 @@ pub struct Encoder3d {
 }
 
 impl Encoder3d {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, cfg: &VaeConfig) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, cfg: &VaeConfig) -> Self {
         let ch = &cfg.block_out_channels;
         let spec = ResnetSpec { groups: cfg.norm_num_groups, eps: cfg.norm_eps, spatial_norm_dim: None };
         let conv_in = CausalConv3d::load(loader, &format!("{prefix}.conv_in"), ch[0], cfg.in_channels, 3);

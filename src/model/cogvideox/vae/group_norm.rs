@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 #[derive(Debug, Clone)]
 pub struct GroupNorm3d {
@@ -14,7 +14,7 @@ pub struct GroupNorm3d {
 }
 
 impl GroupNorm3d {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, channels: usize, groups: usize, eps: f64) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, channels: usize, groups: usize, eps: f64) -> Self {
         GroupNorm3d {
             weight: loader.tensor(&format!("{prefix}.weight"), [channels]),
             bias: loader.tensor(&format!("{prefix}.bias"), [channels]),

@@ -19,6 +19,7 @@ pub mod resnet;
 pub mod spatial_norm;
 pub mod tiling;
 pub mod upsample;
+pub mod weights;
 
 use std::path::Path;
 
@@ -86,6 +87,15 @@ impl AutoencoderKLCogVideoX {
         let encoder = Encoder3d::load(&mut loader, "encoder", &config);
         let decoder = Decoder3d::load(&mut loader, "decoder", &config);
         loader.finish()?;
+        Ok(AutoencoderKLCogVideoX { encoder, decoder, config, tiling: None })
+    }
+
+    /// A model of `config`'s shapes with random weights (memory and speed measurements only).
+    pub fn random(config: VaeConfig, device: &ComputeDevice) -> Result<Self, String> {
+        config.validate()?;
+        let mut source = weights::RandomWeights::new(device);
+        let encoder = Encoder3d::load(&mut source, "encoder", &config);
+        let decoder = Decoder3d::load(&mut source, "decoder", &config);
         Ok(AutoencoderKLCogVideoX { encoder, decoder, config, tiling: None })
     }
 

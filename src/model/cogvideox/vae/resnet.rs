@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use super::causal_conv::{CausalConv3d, Conv3dParams, ConvCache};
 use super::group_norm::GroupNorm3d;
 use super::spatial_norm::SpatialNorm3d;
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 /// `norm1`/`norm2`: plain group norm (encoder) or spatial norm (decoder).
 #[derive(Debug, Clone)]
@@ -19,7 +19,7 @@ pub enum BlockNorm {
 
 impl BlockNorm {
     fn load(
-        loader: &mut TensorLoader,
+        loader: &mut impl WeightSource,
         prefix: &str,
         channels: usize,
         groups: usize,
@@ -61,7 +61,7 @@ pub struct ResnetSpec {
 }
 
 impl ResnetBlock3d {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, c_in: usize, c_out: usize, spec: ResnetSpec) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, c_in: usize, c_out: usize, spec: ResnetSpec) -> Self {
         let ResnetSpec { groups, eps, spatial_norm_dim } = spec;
         ResnetBlock3d {
             norm1: BlockNorm::load(loader, &format!("{prefix}.norm1"), c_in, groups, eps, spatial_norm_dim),

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use super::causal_conv::{CausalConv3d, ConvCache};
 use super::group_norm::GroupNorm3d;
 use super::nearest::resize_thw;
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 #[derive(Debug, Clone)]
 pub struct SpatialNorm3d {
@@ -17,7 +17,13 @@ pub struct SpatialNorm3d {
 
 impl SpatialNorm3d {
     /// diffusers hard-codes eps 1e-6 here (not `norm_eps`).
-    pub fn load(loader: &mut TensorLoader, prefix: &str, f_channels: usize, zq_channels: usize, groups: usize) -> Self {
+    pub fn load(
+        loader: &mut impl WeightSource,
+        prefix: &str,
+        f_channels: usize,
+        zq_channels: usize,
+        groups: usize,
+    ) -> Self {
         SpatialNorm3d {
             norm_layer: GroupNorm3d::load(loader, &format!("{prefix}.norm_layer"), f_channels, groups, 1e-6),
             conv_y: CausalConv3d::load(loader, &format!("{prefix}.conv_y"), f_channels, zq_channels, 1),

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 
 use super::causal_conv::Conv2dParams;
 use super::nearest::resize_thw;
-use crate::model::load::TensorLoader;
+use super::weights::WeightSource;
 
 #[derive(Debug, Clone)]
 pub struct Upsample3d {
@@ -15,7 +15,7 @@ pub struct Upsample3d {
 }
 
 impl Upsample3d {
-    pub fn load(loader: &mut TensorLoader, prefix: &str, channels: usize, compress_time: bool) -> Self {
+    pub fn load(loader: &mut impl WeightSource, prefix: &str, channels: usize, compress_time: bool) -> Self {
         Upsample3d { conv: Conv2dParams::load(loader, &format!("{prefix}.conv"), channels, channels, 3), compress_time }
     }
 
