@@ -3,6 +3,7 @@
 mod bench_step;
 mod encode_text;
 mod flow;
+mod vae;
 mod verify;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Command {
     Flow(flow::FlowArgs),
     /// Tokenize prompts and run the T5 text encoder; writes ids, mask and prompt_embeds.
     EncodeText(encode_text::EncodeTextArgs),
+    /// CogVideoX VAE: encode video to latents, decode latents to frames.
+    Vae(vae::VaeArgs),
     /// Run the parity checks against reference fixtures; one line per check.
     Verify(verify::VerifyArgs),
     /// Time one transformer forward at a real size and report peak memory (random weights allowed).
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
         Some(Command::Verify(args)) => verify::run(args),
         Some(Command::EncodeText(args)) => encode_text::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::BenchStep(args)) => bench_step::run(args).map(|_| ExitCode::SUCCESS),
+        Some(Command::Vae(args)) => vae::run(args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

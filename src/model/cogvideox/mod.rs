@@ -11,3 +11,7 @@ pub mod transformer;
 pub use config::TransformerConfig;
 pub use rope::RotaryEmbedding;
 pub use transformer::ToraTransformer3D;
+
+// 3D causal VAE (issue 6).
+pub mod vae;
+pub use vae::{AutoencoderKLCogVideoX, LatentDist, Tiling, VaeConfig};
