@@ -3,6 +3,7 @@
 
 mod flow;
 mod opensora;
+pub mod opensora_vae;
 mod pipeline;
 mod scheduler;
 mod t5;
