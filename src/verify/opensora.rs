@@ -29,13 +29,12 @@ pub const LATENT_TOL: f64 = 1e-3;
 pub fn run(kind: Kind, root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
     match kind {
         Kind::Stdit3 | Kind::Rflow => transformer_checks(kind, root, files, backend, report),
-        Kind::OpensoraVaeEncode | Kind::OpensoraVaeDecode => vae_checks(kind, root, files, backend, report),
+        Kind::OpensoraVaeEncode | Kind::OpensoraVaeDecode => {
+            super::opensora_vae::run(kind, root, files, backend, report)
+        }
         _ => {}
     }
 }
-
-/// OpenSora VAE checks: see src/model/opensora/vae (other helper).
-fn vae_checks(_kind: Kind, _root: &Path, _files: &[PathBuf], _backend: Backend, _report: &mut dyn FnMut(CheckResult)) {}
 
 /// `<model>/io/<prefix>*.safetensors`.
 fn io_files<'a>(files: &'a [PathBuf], prefix: &str) -> Vec<&'a PathBuf> {

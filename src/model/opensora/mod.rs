@@ -14,3 +14,6 @@ pub mod tora;
 
 pub use config::Stdit3Config;
 pub use stdit3::Stdit3;
+
+// OpenSora VAE v1.2 (2D spatial VAE + temporal VAE).
+pub mod vae;
