@@ -44,8 +44,10 @@ impl SpatialNorm3d {
         } else {
             resize_thw(zq, [t, h, w])
         }; // [b, z, t, h, w]
-        let y = self.conv_y.forward(zq.clone(), cache);
-        let b = self.conv_b.forward(zq, cache);
-        self.norm_layer.forward(f).mul(y).add(b)
+           // Normalise first and fold each modulation in as soon as it exists: at most one
+           // frame-sized temporary besides f and the result (memory peak of the decoder).
+        let normed = self.norm_layer.forward(f);
+        let normed = normed.mul(self.conv_y.forward(zq.clone(), cache));
+        normed.add(self.conv_b.forward(zq, cache))
     }
 }

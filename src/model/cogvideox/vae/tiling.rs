@@ -117,3 +117,35 @@ fn blend(a: Tensor<5>, b: Tensor<5>, extent: usize, dim: usize) -> Tensor<5> {
     }
     Tensor::cat(vec![mixed, b.narrow(dim, e, nb - e)], dim)
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::{tiled, TileAxis};
+    use crate::model::cogvideox::vae::nearest::resize_thw;
+    use crate::model::{ComputeDevice, Precision};
+    use crate::Backend;
+
+    /// With a coder that commutes with shifts (here nearest ×8 upsampling, the decoder's geometry:
+    /// 6×5 latent tiles -> 48×40 pixels, overlaps 1/6 and 1/5), the tiled result equals the
+    /// untiled one up to the blend's rounding: tile placement, blend ramps and crops line up.
+    #[test]
+    fn tiled_equals_untiled_for_a_shift_equivariant_coder() {
+        let device = ComputeDevice::new(Backend::Cpu, Precision::F32).unwrap();
+        let up8 = |x: Tensor<5>| {
+            let [_, _, t, h, w] = x.dims();
+            resize_thw(x, [t, 8 * h, 8 * w])
+        };
+        for (h, w) in [(8, 7), (6, 9), (13, 11), (6, 5)] {
+            let x = Tensor::<5>::random([1, 2, 3, h, w], Distribution::Normal(0.0, 1.0), device.device());
+            let rows = TileAxis::new(6, 48, 1.0 / 6.0);
+            let cols = TileAxis::new(5, 40, 1.0 / 5.0);
+            let a: Vec<f32> = tiled(x.clone(), rows, cols, up8).into_data().to_vec().unwrap();
+            let b: Vec<f32> = up8(x).into_data().to_vec().unwrap();
+            assert_eq!(a.len(), b.len(), "{h}x{w}");
+            let err = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            assert!(err < 1e-5, "{h}x{w}: {err}");
+        }
+    }
+}
