@@ -6,15 +6,24 @@
 //!   bf16/f16/f32/f64 converted to the compute dtype tensor by tensor;
 //! - [`LoadError`]: every failure as a value naming the file (and key) it came from.
 //!
-//! Loading never executes code from the files: only safetensors and JSON are read; pickle
-//! checkpoints (`*.bin`, `*.pt`, `*.pth`) are refused with a message saying how to convert them.
+//! - [`pt`]: PyTorch zip checkpoints (`torch.save`: `.pt`, `.pth`, zip `.bin`) read strictly as
+//!   data — a pickle VM that only builds tensors and plain containers and refuses anything else;
+//! - [`sat`]: Tora's SwissArmyTransformer checkpoints served under diffusers names (one table);
+//! - [`model_folder`]: what a model folder is (diffusers pipeline, SAT tree, single component).
+//!
+//! Loading never executes code from the files: safetensors, JSON, YAML and the data of torch zip
+//! pickles are read; legacy (non-zip) pickles are refused with a message saying how to convert them.
 
 pub mod checkpoint;
 pub mod folder;
+pub mod model_folder;
+pub mod pt;
+pub mod sat;
+pub mod yaml;
 
 use std::path::PathBuf;
 
-pub use checkpoint::{Checkpoint, Layout, TensorLoader};
+pub use checkpoint::{Checkpoint, Layout, Served, TensorLoader};
 pub use folder::{read_config, ComponentDir};
 
 /// One tensor whose stored shape differs from what the model expects.
@@ -45,8 +54,14 @@ pub enum LoadError {
     IndexMismatch { index: PathBuf, shard: PathBuf, key: String },
     #[error("{path}: tensor '{key}' has dtype {dtype}, which cannot be converted to a float compute dtype")]
     Dtype { path: PathBuf, key: String, dtype: String },
-    #[error("{path}: pickle checkpoints are not loaded (unpickling can execute code); convert '{file}' to safetensors first")]
+    #[error("{path}: '{file}' is not a torch.save zip archive (a legacy pickle, or not a checkpoint); it cannot be read as plain data: re-save it with a current torch.save or convert it to safetensors")]
     Pickle { path: PathBuf, file: String },
+    #[error("{path}: refused: the checkpoint's pickle references '{global}', which is neither a tensor nor a plain container (nothing was executed; only state dicts of tensors are loaded)")]
+    PickleGlobal { path: PathBuf, global: String },
+    #[error("{path}: not a readable PyTorch checkpoint: {reason}; the file may be truncated or corrupt: re-download it")]
+    Pt { path: PathBuf, reason: String },
+    #[error("{path}: no top-level '{key}' entry holding the weights ({found})")]
+    MissingTopKey { path: PathBuf, key: String, found: String },
     #[error("{}", keys_message(.dir, .missing, .unexpected, .mismatched))]
     Keys {
         /// The folder (or file) the weights came from.
