@@ -8,13 +8,16 @@ mod canvas;
 mod commands;
 mod demo;
 mod flow_overlay;
+mod generate_panel;
 mod history;
 mod inspector;
+mod model_manager;
 mod notices;
 mod persistence;
 mod preview;
 mod state;
 mod status_bar;
+mod takes_panel;
 mod timeline;
 mod toolbar;
 mod tracks_panel;
@@ -25,18 +28,24 @@ use eframe::egui;
 use eframe::egui_wgpu;
 
 pub use demo::{demo_image, demo_scene};
+pub use generate_panel::{Compute, GenerateForm, Outcome, RunStats};
+pub use model_manager::{scan as scan_model_folder, ComponentReport, FolderReport};
 pub use notices::{Level, Notice};
-pub use state::{Tool, UiState};
+pub use state::{SideTab, Tool, UiState};
+pub use takes_panel::{export_take, ExportFormat};
 
 use crate::trajectory::Scene;
 
 use background::Background;
 use canvas::{CanvasView, Gesture};
 use flow_overlay::FlowOverlay;
+use generate_panel::GenerateRun;
 use history::History;
+use model_manager::ModelScanner;
 use notices::Notices;
 use persistence::{CrashRecovery, Persistence};
 use preview::MotionPreview;
+use takes_panel::Takes;
 use timeline::TimelineLayout;
 
 /// Opens the studio window.
@@ -103,11 +112,16 @@ pub struct StudioApp {
     cursor: Option<[f64; 2]>,
     /// Native file dialogs are off in tests (they would block).
     dialogs: bool,
+    /// The generation in progress and its preview (runtime only; the form is in `state`).
+    generate: GenerateRun,
+    takes: Takes,
+    models: ModelScanner,
 }
 
 impl StudioApp {
     /// The studio with the demo scene; `data_dir` holds autosave and UI state (None: nothing kept).
     pub fn new(data_dir: Option<PathBuf>, render_state: Option<egui_wgpu::RenderState>, dialogs: bool) -> Self {
+        let takes = Takes::new(data_dir.as_ref().map(|d| d.join("takes")));
         let mut persistence = Persistence::new(data_dir);
         let state = persistence.load_state();
         let (recovery, problems) = persistence.start_session();
@@ -134,6 +148,9 @@ impl StudioApp {
             render_state,
             cursor: None,
             dialogs,
+            generate: GenerateRun::default(),
+            takes,
+            models: ModelScanner::default(),
         };
         app.set_background_image(Some(demo_image()));
         // Mid-clip, so the demo opens on visible motion (frame 0 of a motion field is empty).
@@ -158,18 +175,21 @@ impl StudioApp {
         self.handle_shortcuts(ui.ctx());
         self.handle_dropped_files(ui.ctx());
         self.advance_playback(ui.ctx());
+        self.poll_generation(ui.ctx());
+        self.poll_takes();
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::bottom("timeline").resizable(true).default_size(170.0).show(ui, |ui| self.timeline_ui(ui));
         egui::Panel::left("tracks").resizable(true).default_size(220.0).show(ui, |ui| self.tracks_panel(ui));
-        egui::Panel::right("inspector").resizable(true).default_size(270.0).show(ui, |ui| self.inspector(ui));
+        egui::Panel::right("inspector").resizable(true).default_size(270.0).show(ui, |ui| self.side_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| {
             self.alerts(ui);
             self.canvas(ui);
         });
         self.recovery_dialog(ui.ctx());
+        self.compare_window(ui.ctx());
 
         self.sanitize_selection();
         let gesture_done = matches!(self.gesture, Gesture::None) && !ui.input(|i| i.pointer.any_down());
@@ -303,6 +323,30 @@ impl StudioApp {
             Some(_) => {}
         }
         ctx.request_repaint_after(std::time::Duration::from_secs_f64(period / 2.0));
+    }
+
+    /// The right-hand panel: one tab at a time.
+    fn side_panel(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            for tab in SideTab::ALL {
+                ui.selectable_value(&mut self.state.side_tab, tab, tab.label());
+            }
+        });
+        ui.separator();
+        match self.state.side_tab {
+            SideTab::Clip => self.inspector(ui),
+            tab => {
+                egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match tab {
+                    SideTab::Generate => self.generate_panel(ui),
+                    SideTab::Takes => self.takes_panel(ui),
+                    _ => self.model_manager(ui),
+                });
+            }
+        }
+    }
+
+    pub fn set_side_tab(&mut self, tab: SideTab) {
+        self.state.side_tab = tab;
     }
 
     fn alerts(&mut self, ui: &mut egui::Ui) {

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::preview::FitMode;
 
+use super::generate_panel::GenerateForm;
+
 /// How pointer input on the canvas becomes an edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +53,31 @@ impl Tool {
     }
 }
 
+/// What the right-hand panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SideTab {
+    /// Clip settings, the selected track and keyframe.
+    #[default]
+    Clip,
+    Generate,
+    Takes,
+    Models,
+}
+
+impl SideTab {
+    pub const ALL: [SideTab; 4] = [SideTab::Clip, SideTab::Generate, SideTab::Takes, SideTab::Models];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SideTab::Clip => "Clip",
+            SideTab::Generate => "Generate",
+            SideTab::Takes => "Takes",
+            SideTab::Models => "Models",
+        }
+    }
+}
+
 /// Recent project files remembered.
 pub const MAX_RECENT: usize = 10;
 
@@ -66,6 +93,9 @@ pub struct UiState {
     pub show_preview: bool,
     pub fit: FitMode,
     pub recent_files: Vec<PathBuf>,
+    pub side_tab: SideTab,
+    /// The Generate panel's model folder and last settings.
+    pub generate: GenerateForm,
 }
 
 impl Default for UiState {
@@ -77,6 +107,8 @@ impl Default for UiState {
             show_preview: false,
             fit: FitMode::Crop,
             recent_files: Vec::new(),
+            side_tab: SideTab::Clip,
+            generate: GenerateForm::default(),
         }
     }
 }

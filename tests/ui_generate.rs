@@ -1,0 +1,299 @@
+//! The Generate panel, the history of takes and the model manager, driven through the real app
+//! on the tiny fixture models: a wrong folder, a run cancelled, a run finished, its take kept,
+//! re-opened and exported; every failure leaves the app usable with a clear message.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::kittest::Queryable as _;
+use egui_kittest::Harness;
+use tora_studio::app::{scan_model_folder, ExportFormat, Level, Outcome, SideTab, StudioApp};
+use tora_studio::tensor_file::TensorFile;
+use tora_studio::trajectory::{Keyframe, Scene, Timing, Track};
+
+fn fixtures_root() -> PathBuf {
+    std::env::var_os("TORA_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
+}
+
+/// A fixture model folder of the wanted kind (by what its transformer config says) and the scene
+/// its `io/pipeline.safetensors` was made with (size, frame count, tracks).
+fn fixture(image_to_video: bool) -> Option<(PathBuf, Scene)> {
+    let root = fixtures_root();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|d| d.join("model_index.json").is_file() && d.join("io/pipeline.safetensors").is_file())
+        .collect();
+    dirs.sort();
+    let found = dirs.into_iter().find(|d| {
+        let report = scan_model_folder(d);
+        report.usable() && report.image_to_video == Some(image_to_video)
+    });
+    let Some(dir) = found else {
+        tora_studio::verify::say_loudly(&format!(
+            "WARNING: no {} fixture model (model_index.json + io/pipeline.safetensors) under {}: the Generate panel tests are SKIPPED. Set TORA_FIXTURES.",
+            if image_to_video { "I2V" } else { "T2V" },
+            root.display()
+        ));
+        return None;
+    };
+    let meta = TensorFile::open(&dir.join("io/pipeline.safetensors")).expect("pipeline io file").metadata();
+    let settings: serde_json::Value = serde_json::from_str(&meta["settings"]).expect("settings JSON");
+    let number = |k: &str| settings[k].as_u64().unwrap_or_else(|| panic!("settings.{k}")) as u32;
+    let tracks = settings["tracks"]
+        .as_array()
+        .expect("settings.tracks")
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let points = t
+                .as_array()
+                .expect("a track is a list of points")
+                .iter()
+                .map(|p| Keyframe::at(p[0].as_f64().unwrap_or(0.0), p[1].as_f64().unwrap_or(0.0)))
+                .collect();
+            let mut track = Track::new(format!("track {i}"), [230, 57, 70], points);
+            track.timing = Timing::Reference;
+            track
+        })
+        .collect();
+    let scene = Scene {
+        width: number("width"),
+        height: number("height"),
+        frames: number("num_frames"),
+        tracks,
+        ..Scene::default()
+    };
+    Some((dir, scene))
+}
+
+fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
+    let mut app = StudioApp::new_for_test(scene, Some(data.to_path_buf()), None);
+    app.set_flow_overlay(false, 0.0);
+    app.set_side_tab(SideTab::Generate);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 1000.0))
+        .with_accessibility_check(false)
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run_steps(2);
+    h
+}
+
+/// Runs frames until `done` holds (the worker wakes the UI; the sleep keeps the loop cheap).
+fn pump_until(h: &mut Harness<StudioApp>, what: &str, timeout: Duration, done: impl Fn(&StudioApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}; notices: {:?}", h.state().notices());
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+}
+
+fn click(h: &mut Harness<StudioApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+    h.step();
+}
+
+fn last_error(app: &StudioApp) -> String {
+    app.notices().iter().rev().find(|n| n.level == Level::Error).map(|n| n.text.clone()).unwrap_or_default()
+}
+
+fn errors(app: &StudioApp) -> usize {
+    app.notices().iter().filter(|n| n.level == Level::Error).count()
+}
+
+fn png_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|it| it.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "png")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn generate_cancel_finish_reopen_and_export_from_the_panel() {
+    let Some((model, scene)) = fixture(false) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut h = studio(scene.clone(), data.path());
+
+    // A folder that is not a model: a clear message, nothing starts, the panel stays usable.
+    let empty = tempfile::tempdir().unwrap();
+    h.state_mut().generate_form_mut().model_dir = empty.path().display().to_string();
+    pump_until(&mut h, "the folder scan", Duration::from_secs(30), |a| {
+        a.model_report().is_some_and(|r| r.dir == empty.path())
+    });
+    click(&mut h, "Generate video");
+    assert!(!h.state().generation_running());
+    let e = last_error(h.state());
+    assert!(e.contains("missing transformer, vae, text_encoder, tokenizer, scheduler"), "{e}");
+    assert!(h.query_all_by_label_contains("not a complete Tora model folder").next().is_some());
+
+    // The fixture folder typed into the field, a prompt typed, Generate pressed.
+    h.state_mut().generate_form_mut().model_dir.clear();
+    h.step();
+    h.get_by_label("model folder").focus();
+    h.step();
+    h.get_by_label("model folder").type_text(&model.display().to_string());
+    h.step();
+    h.get_by_label("prompt").focus();
+    h.step();
+    h.get_by_label("prompt").type_text("a red ball bouncing on a beach");
+    h.step();
+    assert_eq!(h.state().generate_form().model_dir, model.display().to_string());
+    assert_eq!(h.state().generate_form().settings.prompt, "a red ball bouncing on a beach");
+    pump_until(&mut h, "the fixture scan", Duration::from_secs(30), |a| {
+        a.model_report().is_some_and(|r| r.dir == model && r.usable())
+    });
+    assert!(h.query_all_by_label_contains("model ready: text-to-video").next().is_some());
+
+    // Run 1: many steps, cancelled once steps and preview frames arrive.
+    h.state_mut().generate_form_mut().settings.steps = 40;
+    click(&mut h, "Generate video");
+    assert!(h.state().generation_running(), "notices: {:?}", h.state().notices());
+    pump_until(&mut h, "a step with a preview", Duration::from_secs(300), |a| {
+        a.generation_stats().steps >= 1 && a.preview_textures() > 0 || !a.generation_running()
+    });
+    assert!(h.state().generation_running(), "ended early: {:?}", h.state().generation_outcome());
+    let stats = h.state().generation_stats().clone();
+    assert!(stats.phases.len() >= 3, "phases so far: {:?}", stats.phases);
+    assert_eq!(stats.last_step.map(|s| s.1), Some(40));
+    click(&mut h, "Cancel");
+    pump_until(&mut h, "the cancel", Duration::from_secs(120), |a| !a.generation_running());
+    assert_eq!(h.state().generation_outcome(), Some(&Outcome::Cancelled));
+    assert!(h.state().generation_stats().steps < 40, "the run stopped early");
+    assert!(h.query_all_by_label_contains("cancelled").next().is_some());
+    assert!(h.state().takes().is_empty(), "a cancelled run keeps nothing");
+
+    // Run 2: to the end; the take lands in the history with its prompt, settings and scene.
+    h.state_mut().generate_form_mut().settings.steps = 4;
+    h.state_mut().generate_form_mut().settings.seed = 7;
+    click(&mut h, "Generate video");
+    pump_until(&mut h, "the finished run", Duration::from_secs(600), |a| !a.generation_running());
+    let Some(Outcome::Finished { take: Some(id), .. }) = h.state().generation_outcome().cloned() else {
+        panic!("expected a kept take, got {:?}; notices {:?}", h.state().generation_outcome(), h.state().notices());
+    };
+    let stats = h.state().generation_stats().clone();
+    assert_eq!(stats.steps, 4);
+    assert!(stats.previews >= 1, "preview frames arrived with the steps");
+    let takes = h.state().takes().to_vec();
+    assert_eq!(takes.len(), 1);
+    let take = &takes[0];
+    assert_eq!(take.id, id);
+    assert_eq!(take.settings.prompt, "a red ball bouncing on a beach");
+    assert_eq!((take.settings.seed, take.settings.steps), (7, 4));
+    assert_eq!(take.scene, scene);
+    assert_eq!((take.width, take.height, take.frame_count), (scene.width, scene.height, scene.frames as usize));
+    assert_eq!(h.state().result_frames(), scene.frames as usize, "the finished clip plays in the panel");
+
+    // The history lists it; re-open brings the settings back after they were changed.
+    h.state_mut().set_side_tab(SideTab::Takes);
+    h.step();
+    assert!(h.query_all_by_label_contains("a red ball bouncing").next().is_some());
+    h.state_mut().generate_form_mut().settings.prompt = "something else".into();
+    h.state_mut().generate_form_mut().settings.seed = 99;
+    click(&mut h, "Re-open");
+    assert_eq!(h.state().generate_form().settings.prompt, "a red ball bouncing on a beach");
+    assert_eq!(h.state().generate_form().settings.seed, 7);
+
+    // Export: PNG folder, mp4 when ffmpeg is there, and an ffmpeg failure as a message.
+    let before = errors(h.state());
+    let pngs = out.path().join("pngs");
+    assert!(h.state_mut().export_take(&id, ExportFormat::Png, pngs.clone()));
+    pump_until(&mut h, "the PNG export", Duration::from_secs(60), |a| a.exports_running() == 0);
+    assert_eq!(png_count(&pngs), scene.frames as usize);
+    if tora_studio::export::video::ffmpeg_available() {
+        assert!(h.state_mut().export_take(&id, ExportFormat::Mp4, out.path().join("take")));
+        pump_until(&mut h, "the mp4 export", Duration::from_secs(120), |a| a.exports_running() == 0);
+        let mp4 = out.path().join("take.mp4");
+        assert!(mp4.metadata().map(|m| m.len() > 0).unwrap_or(false), "{}: {:?}", mp4.display(), h.state().notices());
+        assert!(h.state_mut().export_take(&id, ExportFormat::Mp4, out.path().join("no/such/dir/take.mp4")));
+        pump_until(&mut h, "the failing export", Duration::from_secs(120), |a| a.exports_running() == 0);
+        assert_eq!(errors(h.state()), before + 1);
+        let e = last_error(h.state());
+        assert!(e.starts_with("Export failed") && e.contains("take.mp4"), "{e}");
+    } else {
+        tora_studio::verify::say_loudly("WARNING: ffmpeg is not on PATH: the mp4 export check is SKIPPED");
+    }
+    assert_eq!(errors(h.state()), before + usize::from(tora_studio::export::video::ffmpeg_available()));
+
+    // Still usable: delete the take from the panel.
+    click(&mut h, "Delete");
+    assert!(h.state().takes().is_empty());
+}
+
+#[test]
+fn an_image_to_video_model_needs_a_real_first_frame() {
+    let Some((model, scene)) = fixture(true) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let mut h = studio(scene, data.path());
+    h.state_mut().generate_form_mut().model_dir = model.display().to_string();
+    h.state_mut().generate_form_mut().settings.prompt = "a dog".into();
+    pump_until(&mut h, "the fixture scan", Duration::from_secs(30), |a| {
+        a.model_report().is_some_and(|r| r.dir == model)
+    });
+    assert!(h.query_all_by_label_contains("image-to-video").next().is_some());
+    click(&mut h, "Generate video");
+    assert!(last_error(h.state()).contains("choose a first-frame image"), "{}", last_error(h.state()));
+
+    let not_an_image = data.path().join("notes.png");
+    std::fs::write(&not_an_image, "this is text").unwrap();
+    h.state_mut().generate_form_mut().settings.image = Some(not_an_image);
+    click(&mut h, "Generate video");
+    assert!(!h.state().generation_running());
+    assert!(last_error(h.state()).contains("cannot use it as the first frame"), "{}", last_error(h.state()));
+    // The panel still works: the form is intact and Generate answers again.
+    assert_eq!(h.state().generate_form().settings.prompt, "a dog");
+    h.state_mut().generate_form_mut().settings.image = None;
+    let before = errors(h.state());
+    click(&mut h, "Generate video");
+    assert_eq!(errors(h.state()), before + 1);
+}
+
+#[test]
+fn the_model_manager_lists_components_and_what_is_missing() {
+    let Some((model, scene)) = fixture(false) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let report = scan_model_folder(&model);
+    let names: Vec<&str> = report.components.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]);
+    let transformer = &report.components[0];
+    assert!(transformer.params > 0 && transformer.bytes > 0);
+    assert!(transformer.format.contains("2 shards"), "{}", transformer.format);
+    assert_eq!(transformer.parts, ["trajectory extractor", "motion fuser"]);
+
+    // A copy without its VAE: the panel says what is missing and where to get it.
+    let broken = tempfile::tempdir().unwrap();
+    for name in ["model_index.json", "transformer", "text_encoder", "tokenizer", "scheduler"] {
+        copy_tree(&model.join(name), &broken.path().join(name));
+    }
+    let mut h = studio(scene, data.path());
+    h.state_mut().set_side_tab(SideTab::Models);
+    h.state_mut().generate_form_mut().model_dir = broken.path().display().to_string();
+    h.state_mut().set_side_tab(SideTab::Generate);
+    pump_until(&mut h, "the scan", Duration::from_secs(30), |a| a.model_report().is_some());
+    h.state_mut().set_side_tab(SideTab::Models);
+    h.run_steps(2);
+    assert!(h.query_all_by_label_contains("vae/ is missing").next().is_some());
+    assert!(h.query_all_by_label_contains("get it from huggingface.co/THUDM/CogVideoX-5b").next().is_some());
+    h.state_mut().shutdown();
+    // The choice is remembered by the next session.
+    let again = StudioApp::new_for_test(Scene::default(), Some(data.path().to_path_buf()), None);
+    assert_eq!(again.generate_form().model_dir, broken.path().display().to_string());
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
