@@ -2,8 +2,9 @@ use std::path::Path;
 
 use super::{ExportError, RgbFrames};
 
-/// Writes `frame_0000.png`, `frame_0001.png`, ... into `dir` (created if needed).
+/// Writes `<prefix>_0000.png`, `<prefix>_0001.png`, ... into `dir` (created if needed).
 pub fn write_png_sequence(dir: &Path, clip: &RgbFrames, prefix: &str) -> Result<(), ExportError> {
+    clip.validate()?;
     std::fs::create_dir_all(dir).map_err(|source| ExportError::Io { path: dir.into(), source })?;
     for (i, frame) in clip.frames.iter().enumerate() {
         let path = dir.join(format!("{prefix}_{i:04}.png"));
