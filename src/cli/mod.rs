@@ -3,6 +3,7 @@
 mod bench_step;
 mod encode_text;
 mod flow;
+mod generate;
 mod vae;
 mod verify;
 
@@ -29,6 +30,8 @@ enum Command {
     EncodeText(encode_text::EncodeTextArgs),
     /// CogVideoX VAE: encode video to latents, decode latents to frames.
     Vae(vae::VaeArgs),
+    /// Generate a clip with Tora from a prompt and trajectories (the studio's Generate, headless).
+    Generate(generate::GenerateArgs),
     /// Run the parity checks against reference fixtures; one line per check.
     Verify(verify::VerifyArgs),
     /// Time one transformer forward at a real size and report peak memory (random weights allowed).
@@ -46,6 +49,7 @@ pub fn main() -> ExitCode {
         None | Some(Command::Studio) => crate::app::run().map(|_| ExitCode::SUCCESS),
         Some(Command::Flow(args)) => flow::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::Verify(args)) => verify::run(args),
+        Some(Command::Generate(args)) => generate::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::EncodeText(args)) => encode_text::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::BenchStep(args)) => bench_step::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::Vae(args)) => vae::run(args).map(|_| ExitCode::SUCCESS),

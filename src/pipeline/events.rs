@@ -75,3 +75,9 @@ impl Event {
         matches!(self, Event::Finished(_) | Event::Failed(_) | Event::Cancelled)
     }
 }
+
+/// Where a run reports progress and learns it was cancelled.
+pub trait Progress {
+    fn event(&self, event: Event);
+    fn cancelled(&self) -> bool;
+}

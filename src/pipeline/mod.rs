@@ -4,18 +4,22 @@
 //! - [`request`]: settings and the checks that catch impossible requests before loading anything;
 //! - [`worker`]: the background thread, its [`events`] and [`cancel`] token;
 //! - [`latent_preview`]: the cheap per-step RGB preview; [`memory`]: peak memory per phase;
-//! - [`takes`]: the on-disk history of finished takes.
+//! - [`takes`]: the on-disk history of finished takes;
+//! - [`tora`]: the Tora run on CogVideoX (T2V/I2V); [`run`]: a request end to end (scene -> flow,
+//!   first frame, seeded noise, then [`tora::generate`]) — what the studio and `generate` call.
 
 pub mod cancel;
 pub mod events;
 pub mod latent_preview;
 pub mod memory;
 pub mod request;
+pub mod run;
 pub mod takes;
+pub mod tora;
 pub mod worker;
 
 pub use cancel::CancelToken;
-pub use events::{Event, Generated, Phase, PhaseReport};
+pub use events::{Event, Generated, Phase, PhaseReport, Progress};
 pub use request::{GenerateRequest, MotionGuidance, RequestError, Settings};
 pub use worker::{Generation, Reporter};
 
@@ -32,6 +36,8 @@ pub enum PipelineError {
     Device(#[from] crate::model::DeviceError),
     #[error(transparent)]
     Trajectory(#[from] crate::trajectory::TrajectoryError),
+    #[error(transparent)]
+    Sampling(#[from] crate::sampling::SamplingError),
     #[error("{path}: cannot use this image: {reason}")]
     Image { path: PathBuf, reason: String },
     #[error("cancelled")]

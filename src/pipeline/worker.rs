@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::cancel::CancelToken;
-use super::events::{Event, Generated};
+use super::events::{Event, Generated, Progress};
 use super::PipelineError;
 
 /// Called after every event so a UI can wake up (e.g. `egui::Context::request_repaint`).
@@ -42,6 +42,16 @@ impl Reporter {
         } else {
             Ok(())
         }
+    }
+}
+
+impl Progress for Reporter {
+    fn event(&self, event: Event) {
+        self.send(event);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 }
 

@@ -182,25 +182,25 @@ impl Block {
     }
 
     /// `video` `[B, N, D]`, `text` `[B, L, D]`, `emb` `[B, T]`; `flow` = (this layer's TE map
-    /// `[(B·F), 128, h/p, w/p]`, its fuser, F).
+    /// `[(B·F), 128, h/p, w/p]`, its fuser, F, the motion strength).
     fn forward(
         &self,
         video: Tensor<3>,
         text: Tensor<3>,
         emb: Tensor<2>,
         rotary: Option<&RotaryEmbedding>,
-        flow: Option<(Tensor<4>, &Mgf, usize)>,
+        flow: Option<(Tensor<4>, &Mgf, usize, f32)>,
     ) -> (Tensor<3>, Tensor<3>) {
         let text_len = text.dims()[1];
         let m = self.norm1.forward(video.clone(), text.clone(), emb.clone());
         let normed_video = match flow {
-            Some((feature, fuser, frames)) => {
+            Some((feature, fuser, frames, strength)) => {
                 let [b, n, d] = m.video.dims();
                 let [_, _, fh, fw] = feature.dims();
                 // B (T H W) C -> (B T) C H W, fuse, and back
                 let h =
                     m.video.reshape([b, frames, fh, fw, d]).permute([0, 1, 4, 2, 3]).reshape([b * frames, d, fh, fw]);
-                let h = fuser.forward(h, feature, frames);
+                let h = fuser.forward_scaled(h, feature, frames, strength);
                 h.reshape([b, frames, d, fh, fw]).permute([0, 1, 3, 4, 2]).reshape([b, n, d])
             }
             None => m.video,
@@ -248,6 +248,8 @@ pub struct ToraTransformer3D {
     pub norm_final: LayerNorm,
     pub norm_out: AdaLayerNormOut,
     pub proj_out: Linear,
+    /// Scales every MGF's contribution (1 = Tora as trained; the studio's trajectory strength).
+    pub motion_strength: f32,
     device: ComputeDevice,
 }
 
@@ -333,6 +335,7 @@ impl ToraTransformer3D {
             norm_final,
             norm_out,
             proj_out,
+            motion_strength: 1.0,
             device: device.clone(),
         }
     }
@@ -409,7 +412,7 @@ impl ToraTransformer3D {
         // 3. blocks
         for (i, block) in self.transformer_blocks.iter().enumerate() {
             te_state = te_state.map(|x| self.traj_extractor.layer(i, x));
-            let flow = te_state.as_ref().map(|feature| (feature.clone(), &self.fuser[i], f));
+            let flow = te_state.as_ref().map(|feature| (feature.clone(), &self.fuser[i], f, self.motion_strength));
             (video, text) = block.forward(video, text, emb.clone(), rotary, flow);
         }
 

@@ -66,9 +66,19 @@ impl Mgf {
 
     /// `h` `[(B·T), C, H, W]`, `flow` `[(B·T), 128, H, W]`, `frames` = T -> `[(B·T), C, H, W]`.
     pub fn forward(&self, h: Tensor<4>, flow: Tensor<4>, frames: usize) -> Tensor<4> {
+        self.forward_scaled(h, flow, frames, 1.0)
+    }
+
+    /// `h + s·(GroupNorm(h)·γ + β)`: the studio's trajectory strength `s` scales the motion
+    /// guidance (s = 1 is Tora as trained, computed exactly as [`Self::forward`]).
+    pub fn forward_scaled(&self, h: Tensor<4>, flow: Tensor<4>, frames: usize, strength: f32) -> Tensor<4> {
         let gamma = temporal(&self.flow_gamma_temporal, self.flow_gamma_spatial.forward(flow.clone()), frames);
         let beta = temporal(&self.flow_beta_temporal, self.flow_beta_spatial.forward(flow), frames);
-        h.clone() + self.flow_cond_norm.forward(h) * gamma + beta
+        if strength == 1.0 {
+            h.clone() + self.flow_cond_norm.forward(h) * gamma + beta
+        } else {
+            h.clone() + (self.flow_cond_norm.forward(h) * gamma + beta).mul_scalar(strength)
+        }
     }
 }
 

@@ -1,0 +1,175 @@
+//! `tora-studio generate`: the studio's Generate button, headless — same request, same worker,
+//! same pipeline — with a terminal progress bar.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use crate::export;
+use crate::model::Precision;
+use crate::pipeline::memory::format_bytes;
+use crate::pipeline::{run::run_request, Event, GenerateRequest, Generation, MotionGuidance, Settings};
+use crate::trajectory::{point_file, project, Scene};
+use crate::Backend;
+
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// The Tora model folder (diffusers layout: model_index.json, transformer/, vae/, text_encoder/, ...).
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long, default_value = "")]
+    negative: String,
+    /// A Tora Studio project (tracks, size, frames, fps).
+    #[arg(long, conflicts_with = "points")]
+    project: Option<PathBuf>,
+    /// Tora point files, one per track.
+    #[arg(long, num_args = 1..)]
+    points: Vec<PathBuf>,
+    /// First frame for image-to-video models.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    #[arg(long, default_value_t = 6.0)]
+    guidance: f64,
+    /// Keep the guidance scale fixed instead of CogVideoX's dynamic schedule.
+    #[arg(long)]
+    fixed_guidance: bool,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output size WIDTHxHEIGHT (default: the project's, or 720x480).
+    #[arg(long, value_parser = super::parse_size)]
+    size: Option<(u32, u32)>,
+    /// Frame count, 4k+1 (default: the project's, or 49).
+    #[arg(long)]
+    frames: Option<u32>,
+    /// Frames per second of the exported clip (default: the project's).
+    #[arg(long)]
+    fps: Option<f32>,
+    /// How strongly the trajectory steers (1 = as trained, 0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    motion_strength: f32,
+    /// Fraction of the steps during which the trajectory is injected, START..END (e.g. 0..0.6).
+    #[arg(long, default_value = "0..1", value_parser = parse_range)]
+    motion_range: (f32, f32),
+    /// `clip.mp4` / `.webm` / `.gif`, or a folder for PNG frames.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write a copy with the trajectories drawn over the frames (`<out>_overlay.<ext>`).
+    #[arg(long)]
+    overlay: bool,
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+}
+
+fn parse_range(s: &str) -> Result<(f32, f32), String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("range {s:?} must look like 0..0.6"))?;
+    let p = |v: &str| v.trim().parse::<f32>().map_err(|_| format!("range {s:?} must look like 0..0.6"));
+    Ok((p(a)?, p(b)?))
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let mut scene = match &args.project {
+        Some(path) => project::load(path)?,
+        None => {
+            let mut scene = Scene::default();
+            for path in &args.points {
+                let colour = scene.next_colour();
+                scene.tracks.push(point_file::read_track(path, colour)?);
+            }
+            scene
+        }
+    };
+    if let Some(frames) = args.frames {
+        scene.frames = frames;
+    }
+    if let Some((w, h)) = args.size {
+        scene.width = w;
+        scene.height = h;
+    }
+    if let Some(fps) = args.fps {
+        scene.fps = fps;
+    }
+    if scene.tracks.is_empty() {
+        bail!("no trajectories: pass --project P.json or --points A.txt [B.txt ...]");
+    }
+    let settings = Settings {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative.clone(),
+        steps: args.steps,
+        guidance_scale: args.guidance,
+        use_dynamic_cfg: !args.fixed_guidance,
+        seed: args.seed,
+        motion: MotionGuidance { strength: args.motion_strength, start: args.motion_range.0, end: args.motion_range.1 },
+        image: args.image.clone(),
+    };
+    let request = GenerateRequest {
+        model_dir: args.model.clone(),
+        settings,
+        scene: scene.clone(),
+        backend: args.backend,
+        precision: args.precision,
+    };
+    // The same worker the studio uses; this thread only draws the progress bar.
+    let generation = Generation::spawn(move |reporter| run_request(&request, reporter), None);
+    let started = Instant::now();
+    let generated = loop {
+        let event = generation.events.recv().context("the generation thread ended without a result")?;
+        match event {
+            Event::Phase { phase, detail } => {
+                eprintln!("[{:>6.1}s] {}: {detail}", started.elapsed().as_secs_f64(), phase.label())
+            }
+            Event::Step { index, total, timestep, .. } => {
+                let done = index + 1;
+                let width = 30;
+                let filled = done * width / total.max(1);
+                eprint!(
+                    "\r  [{}{}] step {done}/{total} (t={timestep}) {:.1}s",
+                    "#".repeat(filled),
+                    "-".repeat(width - filled),
+                    started.elapsed().as_secs_f64()
+                );
+                let _ = std::io::stderr().flush();
+                if done == total {
+                    eprintln!();
+                }
+            }
+            Event::PhaseDone(r) => eprintln!(
+                "  {} done in {:.1}s, peak memory {}",
+                r.phase.label(),
+                r.seconds,
+                r.peak_bytes.map(format_bytes).unwrap_or_else(|| "n/a".into())
+            ),
+            Event::Finished(g) => break *g,
+            Event::Failed(message) => bail!("{message}"),
+            Event::Cancelled => bail!("cancelled"),
+        }
+    };
+    let clip = generated.frames;
+    let tracks = if args.overlay {
+        let points = crate::flow::scene_points(&scene)?;
+        let positions: Vec<Vec<[i32; 2]>> = points.iter().map(|t| t.points.clone()).collect();
+        let colours: Vec<[u8; 3]> = scene.tracks.iter().map(|t| t.colour).collect();
+        export::overlay::tracks_from(&positions, &colours)
+    } else {
+        Vec::new()
+    };
+    let written = export::export_with_overlay(
+        &args.out,
+        &clip,
+        &tracks,
+        &export::overlay::OverlayStyle::default(),
+        &export::video::Ffmpeg::system(),
+    )
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    for path in written {
+        eprintln!("wrote {} ({} frames, {}x{})", path.display(), clip.frames.len(), clip.width, clip.height);
+    }
+    Ok(())
+}
