@@ -53,9 +53,7 @@ fn twin_of(sat_dir: &Path) -> PathBuf {
     sibs.sort();
     sibs.into_iter()
         .filter(|d| d.join("model_index.json").is_file())
-        .find(|d| {
-            Checkpoint::open_dir(&d.join("transformer")).is_ok_and(|c| c.keys().collect::<BTreeSet<_>>() == want)
-        })
+        .find(|d| Checkpoint::open_dir(&d.join("transformer")).is_ok_and(|c| c.keys().collect::<BTreeSet<_>>() == want))
         .unwrap_or_else(|| panic!("{}: no diffusers twin found", sat_dir.display()))
 }
 
@@ -70,7 +68,10 @@ fn assert_same_tensors(view: &Checkpoint, twin: &Checkpoint, what: &str) {
     let b: Vec<&str> = twin.keys().collect();
     let only_view: Vec<&&str> = a.iter().filter(|k| !twin.contains(k)).collect();
     let only_twin: Vec<&&str> = b.iter().filter(|k| !view.contains(k)).collect();
-    assert!(only_view.is_empty() && only_twin.is_empty(), "{what}: only in SAT view {only_view:?}; only in twin {only_twin:?}");
+    assert!(
+        only_view.is_empty() && only_twin.is_empty(),
+        "{what}: only in SAT view {only_view:?}; only in twin {only_twin:?}"
+    );
     for k in b {
         assert_eq!(view.shape(k), twin.shape(k), "{what}: {k} shape");
         let dt = twin.dtype(k).expect("dtype");
@@ -120,12 +121,17 @@ fn sat_vae_serves_every_diffusers_tensor_bit_identically() {
 /// to a SAT key of the file, and the two directions agree.
 #[test]
 fn sat_table_covers_both_directions() {
-    let documented_drops = ["mixins.pos_embed.freqs_sin", "mixins.pos_embed.freqs_cos", "transformer.position_embeddings.weight"];
+    let documented_drops =
+        ["mixins.pos_embed.freqs_sin", "mixins.pos_embed.freqs_cos", "transformer.position_embeddings.weight"];
     for dir in sat_folders() {
         let tree = SatTree::find(&dir).expect("tree");
         let twin = twin_of(&dir);
         let cases = [
-            (Checkpoint::open_pt(&tree.transformer_file().unwrap(), Some("module")).unwrap(), sat::TRANSFORMER, "transformer"),
+            (
+                Checkpoint::open_pt(&tree.transformer_file().unwrap(), Some("module")).unwrap(),
+                sat::TRANSFORMER,
+                "transformer",
+            ),
             (Checkpoint::open_pt(&tree.vae_file().unwrap(), Some("state_dict")).unwrap(), sat::VAE, "vae"),
         ];
         for (raw, table, sub) in cases {
@@ -188,9 +194,8 @@ fn yaml_gives_the_twins_configs() {
         let tree = SatTree::find(&dir).unwrap();
         let yaml = tree.yaml().expect("yaml");
         let twin = twin_of(&dir);
-        let read = |p: PathBuf| -> serde_json::Value {
-            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
-        };
+        let read =
+            |p: PathBuf| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap() };
         let want_t = read(twin.join("transformer/config.json"));
         let want_v = read(twin.join("vae/config.json"));
         let got_t = yaml.transformer_config().expect("transformer config");
@@ -198,7 +203,9 @@ fn yaml_gives_the_twins_configs() {
         let got_v = yaml.vae_config(groups).expect("vae config");
         // diffusers' version stamp; the VAE's tiling sizes, which SAT has no field for.
         let skip = ["_diffusers_version", "sample_height", "sample_width"];
-        for (what, want, got, skip) in [("transformer", &want_t, &got_t, &skip[..1]), ("vae", &want_v, &got_v, &skip[..])] {
+        for (what, want, got, skip) in
+            [("transformer", &want_t, &got_t, &skip[..1]), ("vae", &want_v, &got_v, &skip[..])]
+        {
             let want = want.as_object().unwrap();
             let got = got.as_object().unwrap();
             for (k, w) in want {
@@ -218,7 +225,8 @@ fn yaml_gives_the_twins_configs() {
         }
         // Without a twin, SAT's hard-coded 32 groups.
         assert_eq!(yaml.vae_config(None).unwrap()["norm_num_groups"], 32);
-        assert_eq!(yaml.variant().as_deref(), Some("i2v").filter(|_| want_t["in_channels"] == 2 * want_t["out_channels"].as_u64().unwrap()).or(Some("t2v")));
+        let i2v = want_t["in_channels"].as_u64() == want_t["out_channels"].as_u64().map(|o| 2 * o);
+        assert_eq!(yaml.variant().as_deref(), Some(if i2v { "i2v" } else { "t2v" }));
         assert_eq!(SatSemantics::TORA_SAT.final_norm_eps, 1e-6);
         assert!(!SatSemantics::TORA_SAT.add_learned_pos_embedding);
     }
@@ -231,12 +239,18 @@ fn model_folders_are_recognised_by_content() {
         println!("{}", m.describe());
         assert_eq!(m.kind, FolderKind::Sat);
         assert!(m.missing.is_empty(), "{:?}", m.missing);
-        for k in [ComponentKind::Transformer, ComponentKind::Vae, ComponentKind::TextEncoder, ComponentKind::Tokenizer, ComponentKind::ModelConfig] {
+        for k in [
+            ComponentKind::Transformer,
+            ComponentKind::Vae,
+            ComponentKind::TextEncoder,
+            ComponentKind::Tokenizer,
+            ComponentKind::ModelConfig,
+        ] {
             let c = m.component(k).unwrap_or_else(|| panic!("{k:?} not found"));
             assert!(c.bytes > 0);
         }
         let t = m.component(ComponentKind::Transformer).unwrap();
-        assert_eq!(t.dtype.as_deref(), Some("f32 (+i64)"));
+        assert!(t.dtype.as_deref().is_some_and(|d| !d.starts_with("unreadable") && d != "empty"), "{:?}", t.dtype);
         assert!(t.variant.is_some());
 
         let twin = twin_of(&dir);

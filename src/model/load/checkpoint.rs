@@ -239,8 +239,7 @@ impl Checkpoint {
                 ZipData::Stored { start: s, .. } => Source::Mapped { start: s + start, len },
                 zip @ ZipData::Deflated { .. } => Source::Deflated { zip, start, len },
             };
-            let entry =
-                Entry { shard: 0, dtype: t.dtype, shape: t.shape, strides: t.strides, source, stored_as: None };
+            let entry = Entry { shard: 0, dtype: t.dtype, shape: t.shape, strides: t.strides, source, stored_as: None };
             ckpt.tensors.insert(name, entry);
         }
         ckpt.shards.push(Shard { path: path.into(), mmap });
@@ -396,9 +395,8 @@ impl Checkpoint {
                 let ZipData::Deflated { start: zs, compressed, len: zl } = *zip else {
                     return Err(LoadError::Pt { path: path.clone(), reason: format!("tensor '{key}': bad entry") });
                 };
-                let all = pt::inflate(&self.shards[e.shard].mmap[zs..zs + compressed], zl).map_err(|r| {
-                    LoadError::Pt { path: path.clone(), reason: format!("tensor '{key}': {r}") }
-                })?;
+                let all = pt::inflate(&self.shards[e.shard].mmap[zs..zs + compressed], zl)
+                    .map_err(|r| LoadError::Pt { path: path.clone(), reason: format!("tensor '{key}': {r}") })?;
                 Cow::Owned(all[*start..start + len].to_vec())
             }
             Source::RowChunks { base, chunk_rows, chunks } => {
@@ -506,8 +504,7 @@ impl Checkpoint {
                     // SAFETY: read-only file-backed mapping that is never written: after
                     // MADV_DONTNEED a later access re-reads the same bytes from the file. No slice
                     // into the range is alive here (the data was copied out before).
-                    let _ =
-                        unsafe { mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *start, *len) };
+                    let _ = unsafe { mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *start, *len) };
                 }
                 #[cfg(not(unix))]
                 let _ = (start, len);

@@ -58,7 +58,9 @@ pub enum LoadError {
     Pickle { path: PathBuf, file: String },
     #[error("{path}: refused: the checkpoint's pickle references '{global}', which is neither a tensor nor a plain container (nothing was executed; only state dicts of tensors are loaded)")]
     PickleGlobal { path: PathBuf, global: String },
-    #[error("{path}: not a readable PyTorch checkpoint: {reason}; the file may be truncated or corrupt: re-download it")]
+    #[error(
+        "{path}: not a readable PyTorch checkpoint: {reason}; the file may be truncated or corrupt: re-download it"
+    )]
     Pt { path: PathBuf, reason: String },
     #[error("{path}: no top-level '{key}' entry holding the weights ({found})")]
     MissingTopKey { path: PathBuf, key: String, found: String },

@@ -158,7 +158,9 @@ impl ModelFolder {
 fn file_bytes(path: &Path) -> u64 {
     if path.is_dir() {
         std::fs::read_dir(path)
-            .map(|it| it.flatten().map(|e| e.metadata().map(|m| if m.is_file() { m.len() } else { 0 }).unwrap_or(0)).sum())
+            .map(|it| {
+                it.flatten().map(|e| e.metadata().map(|m| if m.is_file() { m.len() } else { 0 }).unwrap_or(0)).sum()
+            })
             .unwrap_or(0)
     } else {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
@@ -488,7 +490,8 @@ fn find_yaml(root: &Path, transformers: &[(String, PathBuf)]) -> Option<PathBuf>
     }
     if cands.len() > 1 {
         if let [(v, _)] = transformers {
-            if let Some(p) = cands.iter().find(|p| SatYaml::read(p).ok().and_then(|y| y.variant()).as_ref() == Some(v)) {
+            if let Some(p) = cands.iter().find(|p| SatYaml::read(p).ok().and_then(|y| y.variant()).as_ref() == Some(v))
+            {
                 return Some(p.clone());
             }
         }
@@ -498,7 +501,8 @@ fn find_yaml(root: &Path, transformers: &[(String, PathBuf)]) -> Option<PathBuf>
 
 /// A subfolder holding a T5 `config.json`.
 fn find_t5_dir(root: &Path) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(root).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     dirs.into_iter().find(|d| {
         read_config::<Value>(&d.join("config.json"))
@@ -586,7 +590,9 @@ impl SatYaml {
         let module_param = |m: &str, k: &str| module(m).and_then(|x| x.get("params")).and_then(|p| p.get(k));
         let heads = get("num_attention_heads")?.as_u64().ok_or_else(|| self.missing("integer num_attention_heads"))?;
         let hidden = get("hidden_size")?.as_u64().ok_or_else(|| self.missing("integer hidden_size"))?;
-        let head_dim = module_param("pos_embed_config", "hidden_size_head").and_then(Value::as_u64).unwrap_or(hidden / heads.max(1));
+        let head_dim = module_param("pos_embed_config", "hidden_size_head")
+            .and_then(Value::as_u64)
+            .unwrap_or(hidden / heads.max(1));
         if heads == 0 || head_dim * heads != hidden {
             return Err(LoadError::Config {
                 path: self.path.clone(),
@@ -635,7 +641,8 @@ impl SatYaml {
     /// group count (32); `norm_num_groups` overrides it (e.g. from a diffusers twin's config).
     /// `sample_height/width` (diffusers' tiling sizes; no SAT counterpart) take diffusers' defaults.
     pub fn vae_config(&self, norm_num_groups: Option<u64>) -> Result<Value, LoadError> {
-        let first = self.at(&["model", "first_stage_config", "params"]).ok_or_else(|| self.missing("first_stage_config"))?;
+        let first =
+            self.at(&["model", "first_stage_config", "params"]).ok_or_else(|| self.missing("first_stage_config"))?;
         let enc = first
             .get("encoder_config")
             .and_then(|e| e.get("params"))

@@ -114,14 +114,7 @@ pub(crate) fn read_state_dict(
                 t.offset, t.shape, t.stride, t.storage.numel
             )));
         }
-        Ok(PtTensor {
-            dtype: t.storage.dtype,
-            shape: t.shape.clone(),
-            strides,
-            offset: t.offset,
-            span,
-            storage: data,
-        })
+        Ok(PtTensor { dtype: t.storage.dtype, shape: t.shape.clone(), strides, offset: t.offset, span, storage: data })
     });
     dispose(root, []);
     out
@@ -334,10 +327,7 @@ fn zip_entries(b: &[u8]) -> Result<HashMap<String, ZipData>, String> {
         if u32_at(b, l) != Some(LOCAL) {
             return Err(format!("entry '{name}': no local header at byte {l} (truncated or corrupt file)"));
         }
-        let start = l
-            + 30
-            + u16_at(b, l + 26).ok_or_else(cut)? as usize
-            + u16_at(b, l + 28).ok_or_else(cut)? as usize;
+        let start = l + 30 + u16_at(b, l + 26).ok_or_else(cut)? as usize + u16_at(b, l + 28).ok_or_else(cut)? as usize;
         if start as u64 + compressed > b.len() as u64 {
             return Err(format!(
                 "entry '{name}' needs bytes {start}..{} but the file has {} (truncated file?)",
@@ -349,7 +339,11 @@ fn zip_entries(b: &[u8]) -> Result<HashMap<String, ZipData>, String> {
             0 if compressed == size => ZipData::Stored { start, len: size as usize },
             0 => return Err(format!("stored entry '{name}' has compressed size {compressed} != size {size}")),
             8 => ZipData::Deflated { start, compressed: compressed as usize, len: size as usize },
-            m => return Err(format!("entry '{name}' uses zip compression method {m} (only stored and deflate are read)")),
+            m => {
+                return Err(format!(
+                    "entry '{name}' uses zip compression method {m} (only stored and deflate are read)"
+                ))
+            }
         };
         entries.insert(name, data);
         at += 46 + name_len + extra_len + comment_len;

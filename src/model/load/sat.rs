@@ -304,8 +304,14 @@ mod tests {
             ("mixins.pos_embed.pos_embedding", Served::As("patch_embed.pos_embedding".into())),
             ("mixins.pos_embed.freqs_sin", Served::Dropped),
             ("transformer.position_embeddings.weight", Served::Dropped),
-            ("transformer.layers.7.attention.dense.bias", Served::As("transformer_blocks.7.attn1.to_out.0.bias".into())),
-            ("mixins.adaln_layer.fuser_list.3.flow_cond_norm.weight", Served::As("fuser.3.flow_cond_norm.weight".into())),
+            (
+                "transformer.layers.7.attention.dense.bias",
+                Served::As("transformer_blocks.7.attn1.to_out.0.bias".into()),
+            ),
+            (
+                "mixins.adaln_layer.fuser_list.3.flow_cond_norm.weight",
+                Served::As("fuser.3.flow_cond_norm.weight".into()),
+            ),
             ("traj_extractor.body.1.bn1.running_var", Served::As("traj_extractor.body.1.bn1.running_var".into())),
             (
                 "transformer.layers.11.attention.query_key_value.weight",
@@ -359,7 +365,10 @@ mod tests {
         assert_eq!(f("decoder.up.1.block.0.nin_shortcut.weight"), "decoder.up_blocks.2.resnets.0.conv_shortcut.weight");
         assert_eq!(f("encoder.down.2.block.0.nin_shortcut.bias"), "encoder.down_blocks.2.resnets.0.conv_shortcut.bias");
         assert_eq!(f("encoder.down.1.downsample.conv.weight"), "encoder.down_blocks.1.downsamplers.0.conv.weight");
-        assert_eq!(f("decoder.mid.block_2.norm1.conv_y.conv.weight"), "decoder.mid_block.resnets.1.norm1.conv_y.conv.weight");
+        assert_eq!(
+            f("decoder.mid.block_2.norm1.conv_y.conv.weight"),
+            "decoder.mid_block.resnets.1.norm1.conv_y.conv.weight"
+        );
         assert_eq!(fwd(&VAE, "loss.logvar", up), Some(Served::Dropped));
         assert_eq!(fwd(&VAE, "decoder.up.4.block.0.conv1.conv.weight", up), None, "index past N");
         for sat in ["decoder.up.0.block.2.conv1.conv.weight", "decoder.up.1.block.0.nin_shortcut.weight"] {
