@@ -225,12 +225,8 @@ fn yaml_gives_the_twins_configs() {
         }
         // Without a twin, SAT's hard-coded 32 groups.
         assert_eq!(yaml.vae_config(None).unwrap()["norm_num_groups"], 32);
-        assert_eq!(
-            yaml.variant().as_deref(),
-            Some("i2v")
-                .filter(|_| want_t["in_channels"] == 2 * want_t["out_channels"].as_u64().unwrap())
-                .or(Some("t2v"))
-        );
+        let i2v = want_t["in_channels"].as_u64() == want_t["out_channels"].as_u64().map(|o| 2 * o);
+        assert_eq!(yaml.variant().as_deref(), Some(if i2v { "i2v" } else { "t2v" }));
         assert_eq!(SatSemantics::TORA_SAT.final_norm_eps, 1e-6);
         assert!(!SatSemantics::TORA_SAT.add_learned_pos_embedding);
     }
@@ -254,7 +250,7 @@ fn model_folders_are_recognised_by_content() {
             assert!(c.bytes > 0);
         }
         let t = m.component(ComponentKind::Transformer).unwrap();
-        assert_eq!(t.dtype.as_deref(), Some("f32 (+i64)"));
+        assert!(t.dtype.as_deref().is_some_and(|d| !d.starts_with("unreadable") && d != "empty"), "{:?}", t.dtype);
         assert!(t.variant.is_some());
 
         let twin = twin_of(&dir);
