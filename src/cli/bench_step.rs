@@ -48,13 +48,6 @@ pub struct BenchStepArgs {
     /// Run without the trajectory (no TE/MGF): plain CogVideoX.
     #[arg(long)]
     no_flow: bool,
-    /// Keep only the first N blocks (random weights only): a smaller-memory run whose time per
-    /// block scales to the full model.
-    #[arg(long)]
-    layers: Option<usize>,
-    /// Print the configuration and sizes, build nothing.
-    #[arg(long)]
-    dry_run: bool,
     /// Skip the untimed warm-up forward.
     #[arg(long)]
     no_warmup: bool,
@@ -93,37 +86,31 @@ pub fn run(args: BenchStepArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.frames >= 1 && args.steps >= 1 && args.batch >= 1, "--frames, --steps, --batch must be >= 1");
     let device = ComputeDevice::new(args.backend, Precision::F32)?;
 
-    anyhow::ensure!(
-        args.layers.is_none() || args.random_weights,
-        "--layers needs --random-weights (a checkpoint has all its blocks)"
-    );
-    let truncate = |mut c: TransformerConfig| {
-        if let Some(n) = args.layers {
-            c.num_layers = n.max(1);
+    let load_start = Instant::now();
+    let (model, config, source) = match (&args.model, &args.preset) {
+        (Some(dir), _) if !args.random_weights => {
+            let (m, c) = ToraTransformer3D::load(dir, &device)?;
+            (m, c, format!("{} (weights loaded)", dir.display()))
         }
-        c
-    };
-    // The config first (so sizes are checked and printed before anything is built).
-    let (config, source, component_dir) = match (&args.model, &args.preset) {
         (Some(dir), _) => {
             let component = crate::model::load::ComponentDir::find(
                 dir,
                 "transformer",
                 &["ToraTransformer3DModel", "CogVideoXTransformer3DModel"],
             )?;
-            let config: TransformerConfig = truncate(crate::model::load::read_config(&component.config_path())?);
-            config.validate().map_err(anyhow::Error::msg)?;
-            let what = if args.random_weights { "config only, random weights" } else { "weights loaded" };
-            (config, format!("{} ({what})", dir.display()), Some(dir.clone()))
+            let config: TransformerConfig = crate::model::load::read_config(&component.config_path())?;
+            let m = ToraTransformer3D::random(&config, &device).map_err(anyhow::Error::msg)?;
+            (m, config, format!("{} (config only, random weights)", dir.display()))
         }
         (None, Some(name)) => {
             anyhow::ensure!(args.random_weights, "a preset has no weights: add --random-weights");
-            let config = truncate(preset_config(name, &args.variant)?);
-            config.validate().map_err(anyhow::Error::msg)?;
-            (config, format!("preset {name} {} (random weights)", args.variant), None)
+            let config = preset_config(name, &args.variant)?;
+            let m = ToraTransformer3D::random(&config, &device).map_err(anyhow::Error::msg)?;
+            (m, config, format!("preset {name} {} (random weights)", args.variant))
         }
         (None, None) => bail!("give --model DIR or --preset NAME"),
     };
+    let load_s = load_start.elapsed().as_secs_f64();
 
     let vae = crate::model::cogvideox::rope::VAE_SCALE_FACTOR_SPATIAL;
     let p = config.patch_size;
@@ -154,17 +141,6 @@ pub fn run(args: BenchStepArgs) -> anyhow::Result<()> {
         config.in_channels,
         if args.no_flow { "off" } else { "on" }
     );
-    if args.dry_run {
-        println!("dry run: no model built");
-        return Ok(());
-    }
-
-    let load_start = Instant::now();
-    let model = match component_dir {
-        Some(dir) if !args.random_weights => ToraTransformer3D::load(&dir, &device)?.0,
-        _ => ToraTransformer3D::random(&config, &device).map_err(anyhow::Error::msg)?,
-    };
-    let load_s = load_start.elapsed().as_secs_f64();
     println!("device: {} f32; load {load_s:.2} s", crate::model::device::backend_name(args.backend));
 
     let dev = device.device();

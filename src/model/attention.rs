@@ -46,15 +46,12 @@ pub fn scaled_dot_product_attention_blocked(
     let [b, h, q_len, _] = q.dims();
     let k_len = k.dims()[2];
     let block = block.max(1);
-    // The bias in f32; each block takes its query rows (a bias broadcast over queries is shared)
-    // and is expanded per block only, so a broadcast mask never becomes a full score-sized tensor.
-    let bias = bias.map(|bias| if bias.dtype() == DType::F32 { bias } else { bias.cast(DType::F32) });
-    let rows = |bias: &Tensor<4>, start: usize, n: usize| {
-        let bias = if bias.dims()[2] == 1 { bias.clone() } else { bias.clone().narrow(2, start, n) };
-        bias.expand([b, h, n, k_len])
-    };
+    // The bias, expanded to its full extent and f32, so each block can take its rows.
+    let bias = bias.map(|bias| {
+        let bias = if bias.dtype() == DType::F32 { bias } else { bias.cast(DType::F32) };
+        bias.expand([b, h, q_len, k_len])
+    });
     if q_len <= block {
-        let bias = bias.map(|bias| rows(&bias, 0, q_len));
         return attend(q, k, v, bias, scale);
     }
     let mut outs = Vec::with_capacity(q_len.div_ceil(block));
@@ -62,7 +59,7 @@ pub fn scaled_dot_product_attention_blocked(
     while start < q_len {
         let n = block.min(q_len - start);
         let q_blk = q.clone().narrow(2, start, n);
-        let bias_blk = bias.as_ref().map(|bias| rows(bias, start, n));
+        let bias_blk = bias.clone().map(|bias| bias.narrow(2, start, n));
         outs.push(attend(q_blk, k.clone(), v.clone(), bias_blk, scale));
         start += n;
     }
