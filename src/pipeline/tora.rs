@@ -39,7 +39,7 @@ pub trait Trace {
 }
 
 /// Output size of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClipShape {
     pub width: usize,
     pub height: usize,
@@ -105,7 +105,7 @@ impl PhaseClock {
 
 fn host(t: Tensor<5>) -> (Vec<usize>, Vec<f32>) {
     let dims = t.dims().to_vec();
-    let data = t.cast(DType::F32).into_data().to_vec::<f32>().unwrap_or_default();
+    let data = t.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap_or_default();
     (dims, data)
 }
 
@@ -150,7 +150,7 @@ pub fn generate(
         let (enc, hidden) = t5.encode_prompts(&prompts, COGVIDEOX_MAX_SEQUENCE_LENGTH);
         if let Some(tr) = trace.as_deref_mut() {
             let dims = hidden.dims();
-            let data = hidden.clone().cast(DType::F32).into_data().to_vec::<f32>().unwrap_or_default();
+            let data = hidden.clone().cast(DType::F32).into_data().try_to_vec::<f32>().unwrap_or_default();
             let per = dims[1] * dims[2];
             let last = dims[0] - 1;
             tr.record("prompt_embeds", &[1, dims[1], dims[2]], data[last * per..].to_vec());

@@ -3,7 +3,7 @@
 
 mod flow;
 mod opensora;
-mod opensora_vae;
+pub mod opensora_vae;
 mod pipeline;
 mod scheduler;
 mod t5;
