@@ -271,10 +271,10 @@ fn tiling_off_below_tile_size() {
     let z = fx.f32("latent").unwrap();
     let shape: [usize; 5] = z.shape.as_slice().try_into().unwrap();
     let z = device.float_tensor::<5>(burn::tensor::TensorData::new(z.data, shape));
-    let plain: Vec<f32> = vae.decode(z.clone()).into_data().to_vec().unwrap();
+    let plain: Vec<f32> = vae.decode(z.clone()).into_data().try_to_vec::<f32>().unwrap();
     let big =
         Tiling::with_sample_tile(&config, 8 * config.spatial_ratio() * shape[3], 8 * config.spatial_ratio() * shape[4]);
     vae.set_tiling(Some(big));
-    let tiled: Vec<f32> = vae.decode(z).into_data().to_vec().unwrap();
+    let tiled: Vec<f32> = vae.decode(z).into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(plain, tiled);
 }

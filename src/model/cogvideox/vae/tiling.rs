@@ -141,8 +141,8 @@ mod tests {
             let x = Tensor::<5>::random([1, 2, 3, h, w], Distribution::Normal(0.0, 1.0), device.device());
             let rows = TileAxis::new(6, 48, 1.0 / 6.0);
             let cols = TileAxis::new(5, 40, 1.0 / 5.0);
-            let a: Vec<f32> = tiled(x.clone(), rows, cols, up8).into_data().try_to_vec().unwrap();
-            let b: Vec<f32> = up8(x).into_data().try_to_vec().unwrap();
+            let a: Vec<f32> = tiled(x.clone(), rows, cols, up8).into_data().try_to_vec::<f32>().unwrap();
+            let b: Vec<f32> = up8(x).into_data().try_to_vec::<f32>().unwrap();
             assert_eq!(a.len(), b.len(), "{h}x{w}");
             let err = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
             assert!(err < 1e-5, "{h}x{w}: {err}");
