@@ -381,7 +381,7 @@ impl StudioApp {
             Some(TakeAction::Reopen(id)) => {
                 self.reopen_take(&id);
             }
-            Some(TakeAction::Export(id)) => self.export_dialog(&id),
+            Some(TakeAction::Export(id)) => self.export_take_dialog(&id),
             Some(TakeAction::Delete(id)) => {
                 self.delete_take(&id);
             }
@@ -389,7 +389,7 @@ impl StudioApp {
         }
     }
 
-    fn export_dialog(&mut self, id: &str) {
+    fn export_take_dialog(&mut self, id: &str) {
         if !self.dialogs {
             return;
         }
