@@ -29,7 +29,7 @@ use eframe::egui_wgpu;
 
 pub use demo::{demo_image, demo_scene};
 pub use generate_panel::{Compute, GenerateForm, Outcome, RunStats};
-pub use model_manager::{scan as scan_model_folder, ComponentReport, FolderReport};
+pub use model_manager::{scan as scan_model_folder, FolderReport};
 pub use notices::{Level, Notice};
 pub use state::{SideTab, Tool, UiState};
 pub use takes_panel::{export_take, ExportFormat};

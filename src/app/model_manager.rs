@@ -11,83 +11,50 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use eframe::egui;
 use serde::Deserialize;
 
-use crate::model::load::folder::ModelIndex;
-use crate::model::load::{read_config, Checkpoint};
+use crate::model::load::model_folder::{Component, ComponentKind, FolderKind, ModelFolder};
+use crate::model::load::read_config;
 use crate::pipeline::memory::format_bytes;
 
 use super::StudioApp;
 
 /// Where users get the released weights (models/cogvideox-5b-tora.json, models/t5-v1_1-xxl.json).
-const TORA_SOURCE: &str = "huggingface.co/Alibaba-Research-Intelligence-Computing/Tora (diffusers folder)";
+const TORA_SOURCE: &str = "huggingface.co/Alibaba-Research-Intelligence-Computing/Tora (diffusers folder, or sat/ckpts)";
 const COGVIDEOX_SOURCE: &str = "huggingface.co/THUDM/CogVideoX-5b (or CogVideoX-5b-I2V for image-to-video)";
 
-/// One component a Tora pipeline folder needs.
-struct Expected {
-    name: &'static str,
-    role: &'static str,
-    kind: Kind,
-    source: &'static str,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// config.json + safetensors weights.
-    Weights,
-    /// spiece.model (SentencePiece).
-    Tokenizer,
-    /// scheduler_config.json.
-    Scheduler,
-}
-
-const EXPECTED: [Expected; 5] = [
-    Expected {
-        name: "transformer",
-        role: "Tora transformer (CogVideoX blocks + trajectory extractor + motion fuser)",
-        kind: Kind::Weights,
-        source: TORA_SOURCE,
-    },
-    Expected { name: "vae", role: "CogVideoX 3D VAE", kind: Kind::Weights, source: COGVIDEOX_SOURCE },
-    Expected { name: "text_encoder", role: "T5 v1.1 XXL encoder", kind: Kind::Weights, source: COGVIDEOX_SOURCE },
-    Expected { name: "tokenizer", role: "T5 SentencePiece tokenizer", kind: Kind::Tokenizer, source: COGVIDEOX_SOURCE },
-    Expected { name: "scheduler", role: "CogVideoX DPM scheduler", kind: Kind::Scheduler, source: COGVIDEOX_SOURCE },
-];
-
-/// What was found for one component.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ComponentReport {
-    pub name: &'static str,
-    pub role: &'static str,
-    pub dir: PathBuf,
-    /// The class `model_index.json` names, if any.
-    pub class: Option<String>,
-    /// `None`: usable; `Some(reason)`: missing or broken, with what to do.
-    pub problem: Option<String>,
-    /// e.g. "safetensors, 2 shards".
-    pub format: String,
-    /// Stored bytes of tensor data.
-    pub bytes: u64,
-    pub params: u64,
-    /// Stored bytes per parameter (2: bf16/f16, 4: f32).
-    pub stored_dtype: Option<&'static str>,
-    /// Tora parts recognised in the transformer (trajectory extractor, motion fuser).
-    pub parts: Vec<&'static str>,
-    pub source: &'static str,
-}
-
-impl ComponentReport {
-    pub fn found(&self) -> bool {
-        self.problem.is_none()
+/// Where a missing component comes from.
+pub fn source_of(kind: ComponentKind) -> &'static str {
+    match kind {
+        ComponentKind::Transformer | ComponentKind::ModelConfig => TORA_SOURCE,
+        _ => COGVIDEOX_SOURCE,
     }
 }
 
-/// What a model folder holds.
-#[derive(Debug, Clone, PartialEq)]
+/// What a diffusers Tora pipeline folder must hold, and the subfolder each lives in.
+const REQUIRED: [(ComponentKind, &str); 5] = [
+    (ComponentKind::Transformer, "transformer"),
+    (ComponentKind::Vae, "vae"),
+    (ComponentKind::TextEncoder, "text_encoder"),
+    (ComponentKind::Tokenizer, "tokenizer"),
+    (ComponentKind::Scheduler, "scheduler"),
+];
+
+/// Weights in memory per stored byte when computing at f32 (bf16/f16 double, f64 halves).
+fn f32_bytes(c: &Component) -> u64 {
+    match c.dtype.as_deref().map(|d| d.split_whitespace().next().unwrap_or("")) {
+        Some("bf16" | "f16") => c.bytes * 2,
+        Some("f64") => c.bytes / 2,
+        Some(_) => c.bytes,
+        None => 0, // tokenizer, configs: no weights
+    }
+}
+
+/// What a model folder holds, for the Models tab and the Generate panel's check.
+#[derive(Debug, Clone)]
 pub struct FolderReport {
     pub dir: PathBuf,
-    /// A problem with the folder itself (does not exist, not a folder).
-    pub problem: Option<String>,
-    pub components: Vec<ComponentReport>,
-    /// From the transformer config: it takes image latents (I2V).
+    /// The recognised folder, or why it is not one.
+    pub folder: Result<ModelFolder, String>,
+    /// From the transformer config (or the SAT variant): it takes image latents (I2V).
     pub image_to_video: Option<bool>,
     /// From the transformer config: a learned positional embedding fixes the output size.
     pub fixed_size: bool,
@@ -104,24 +71,55 @@ struct TransformerShape {
 }
 
 impl FolderReport {
-    pub fn missing(&self) -> Vec<&'static str> {
-        self.components.iter().filter(|c| !c.found()).map(|c| c.name).collect()
+    pub fn components(&self) -> &[Component] {
+        self.folder.as_ref().map_or(&[], |f| f.components.as_slice())
     }
 
+    /// What a run needs that the folder lacks, with where it was looked for.
+    pub fn missing_parts(&self) -> Vec<(ComponentKind, String)> {
+        let Ok(folder) = &self.folder else { return Vec::new() };
+        let mut out: Vec<(ComponentKind, String)> = folder.missing.iter().map(|m| (m.kind, m.hint.clone())).collect();
+        if matches!(folder.kind, FolderKind::Diffusers { .. }) {
+            // The index may simply not name a component; a Tora run still needs every one.
+            for (kind, dir) in REQUIRED {
+                if folder.component(kind).is_none() && !out.iter().any(|(k, _)| *k == kind) {
+                    out.push((kind, format!("{dir}/ is missing")));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn missing(&self) -> Vec<&'static str> {
+        self.missing_parts().into_iter().map(|(k, _)| k.name()).collect()
+    }
+
+    /// A whole pipeline (diffusers or SAT) with nothing missing.
     pub fn usable(&self) -> bool {
-        self.problem.is_none() && self.missing().is_empty()
+        match &self.folder {
+            Ok(f) => self.missing_parts().is_empty() && !matches!(f.kind, FolderKind::Component(_)),
+            Err(_) => false,
+        }
     }
 
     /// Weights in memory at f32 (the CPU path) and f16 (wgpu).
     pub fn memory_estimate(&self) -> (u64, u64) {
-        let params: u64 = self.components.iter().map(|c| c.params).sum();
-        (params * 4, params * 2)
+        let f32: u64 = self.components().iter().map(f32_bytes).sum();
+        (f32, f32 / 2)
     }
 
     /// One line for the Generate panel.
     pub fn summary(&self) -> String {
-        if let Some(p) = &self.problem {
-            return p.clone();
+        let folder = match &self.folder {
+            Err(e) => return format!("not a Tora model folder: {e}"),
+            Ok(f) => f,
+        };
+        if let FolderKind::Component(k) = folder.kind {
+            return format!(
+                "{}: this is only the {} folder; choose the pipeline folder above it (the one holding model_index.json)",
+                self.dir.display(),
+                k.name()
+            );
         }
         let missing = self.missing();
         if missing.is_empty() {
@@ -130,10 +128,10 @@ impl FolderReport {
                 Some(false) => "text-to-video",
                 None => "unknown mode",
             };
-            format!("model ready: {mode}, all {} components found", self.components.len())
+            format!("model ready: {mode}, all {} components found", folder.components.len())
         } else {
             format!(
-                "{}: not a complete Tora model folder; missing {} (see the Models tab for where to get them)",
+                "{}: not a complete Tora model folder; missing {} (the Models tab says where to get them)",
                 self.dir.display(),
                 missing.join(", ")
             )
@@ -143,108 +141,28 @@ impl FolderReport {
 
 /// Scans `dir`: headers and configs only.
 pub fn scan(dir: &Path) -> FolderReport {
-    let mut report = FolderReport {
-        dir: dir.to_path_buf(),
-        problem: None,
-        components: Vec::new(),
-        image_to_video: None,
-        fixed_size: false,
-    };
+    let mut report =
+        FolderReport { dir: dir.to_path_buf(), folder: Err(String::new()), image_to_video: None, fixed_size: false };
     if dir.as_os_str().is_empty() {
-        report.problem = Some("no model folder chosen: choose the folder holding model_index.json".into());
+        report.folder = Err("no model folder chosen: choose the folder holding model_index.json".into());
         return report;
     }
-    if !dir.is_dir() {
-        report.problem = Some(format!("{}: no such folder; choose the folder holding model_index.json", dir.display()));
-        return report;
-    }
-    let index: Option<ModelIndex> = read_config(&dir.join("model_index.json")).ok();
-    for e in &EXPECTED {
-        report.components.push(scan_component(dir, e, index.as_ref()));
-    }
+    report.folder = ModelFolder::inspect(dir).map_err(|e| e.to_string());
     if let Ok(shape) = read_config::<TransformerShape>(&dir.join("transformer").join("config.json")) {
         let out = shape.out_channels.unwrap_or(shape.in_channels);
         report.image_to_video = Some(shape.in_channels > out);
         report.fixed_size = shape.use_learned_positional_embeddings;
+    } else if let Some(variant) = report
+        .folder
+        .as_ref()
+        .ok()
+        .and_then(|f| f.component(ComponentKind::Transformer))
+        .and_then(|c| c.variant.clone())
+    {
+        report.image_to_video = Some(variant == "i2v");
+        report.fixed_size = variant == "i2v";
     }
     report
-}
-
-fn scan_component(root: &Path, e: &Expected, index: Option<&ModelIndex>) -> ComponentReport {
-    let dir = root.join(e.name);
-    let mut c = ComponentReport {
-        name: e.name,
-        role: e.role,
-        dir: dir.clone(),
-        class: index.and_then(|i| i.component(e.name)).map(|(_, class)| class),
-        problem: None,
-        format: String::new(),
-        bytes: 0,
-        params: 0,
-        stored_dtype: None,
-        parts: Vec::new(),
-        source: e.source,
-    };
-    if !dir.is_dir() {
-        c.problem = Some(format!("{}/ is missing", e.name));
-        return c;
-    }
-    match e.kind {
-        Kind::Tokenizer => {
-            if dir.join("spiece.model").is_file() {
-                c.format = "SentencePiece (spiece.model)".into();
-            } else {
-                c.problem = Some(format!("{}/spiece.model is missing", e.name));
-            }
-        }
-        Kind::Scheduler => {
-            if dir.join("scheduler_config.json").is_file() {
-                c.format = "scheduler_config.json".into();
-            } else {
-                c.problem = Some(format!("{}/scheduler_config.json is missing", e.name));
-            }
-        }
-        Kind::Weights => {
-            if !dir.join("config.json").is_file() {
-                c.problem = Some(format!("{}/config.json is missing", e.name));
-                return c;
-            }
-            match Checkpoint::open_dir(&dir) {
-                Ok(ckpt) => {
-                    let shards = {
-                        let mut files: Vec<&Path> = ckpt.keys().filter_map(|k| ckpt.file_of(k)).collect();
-                        files.sort();
-                        files.dedup();
-                        files.len()
-                    };
-                    c.format = if shards == 1 { "safetensors".into() } else { format!("safetensors, {shards} shards") };
-                    c.bytes = ckpt.data_bytes() as u64;
-                    c.params =
-                        ckpt.keys().filter_map(|k| ckpt.shape(k)).map(|s| s.iter().product::<usize>() as u64).sum();
-                    c.stored_dtype = match (c.bytes, c.params) {
-                        (_, 0) => None,
-                        (b, p) if b == 2 * p => Some("bf16/f16"),
-                        (b, p) if b == 4 * p => Some("f32"),
-                        _ => Some("mixed"),
-                    };
-                    if ckpt.keys().any(|k| k.starts_with("traj_extractor.")) {
-                        c.parts.push("trajectory extractor");
-                    }
-                    if ckpt.keys().any(|k| k.starts_with("fuser.")) {
-                        c.parts.push("motion fuser");
-                    }
-                    if e.name == "transformer" && c.parts.len() < 2 {
-                        c.problem = Some(
-                            "transformer/ has no Tora trajectory extractor or motion fuser weights (a plain CogVideoX transformer?)"
-                                .into(),
-                        );
-                    }
-                }
-                Err(err) => c.problem = Some(err.to_string()),
-            }
-        }
-    }
-    c
 }
 
 /// Runs scans off the UI thread and keeps the latest report.
@@ -322,27 +240,45 @@ impl StudioApp {
         if ui.small_button("Rescan").clicked() {
             self.models.rescan(&dir, ui.ctx());
         }
-        if let Some(p) = &report.problem {
-            ui.colored_label(ERROR_COLOUR, p);
-            return;
-        }
+        let folder = match &report.folder {
+            Ok(f) => f,
+            Err(e) => {
+                ui.colored_label(ERROR_COLOUR, format!("not a Tora model folder: {e}"));
+                return;
+            }
+        };
+        ui.label(match &folder.kind {
+            FolderKind::Diffusers { class } => format!("diffusers pipeline {class}"),
+            FolderKind::Sat => "Tora SAT checkpoint tree".to_string(),
+            FolderKind::Component(k) => format!("only a {} folder: choose the pipeline folder above it", k.name()),
+        });
         match report.image_to_video {
             Some(true) => ui.label("image-to-video: needs a first-frame image"),
             Some(false) => ui.label("text-to-video"),
-            None => ui.weak("mode unknown (no readable transformer/config.json)"),
+            None => ui.weak("mode unknown (no readable transformer config)"),
         };
         if report.fixed_size {
             ui.weak("learned positional embedding: the output size and frame count are fixed by the model");
         }
         let (f32_bytes, f16_bytes) = report.memory_estimate();
         ui.label(format!(
-            "weights in memory: about {} at f32 (CPU), {} at f16 (GPU); phases load one model at a time",
+            "weights in memory: about {} at f32 (CPU), {} at f16 (GPU); a run loads one model at a time",
             format_bytes(f32_bytes),
             format_bytes(f16_bytes)
         ));
         ui.separator();
-        for c in &report.components {
+        for c in &folder.components {
             component_card(ui, c);
+        }
+        for (kind, hint) in report.missing_parts() {
+            ui.horizontal(|ui| {
+                ui.colored_label(ERROR_COLOUR, "missing");
+                ui.strong(kind.name());
+            });
+            ui.indent(kind.name(), |ui| {
+                ui.colored_label(ERROR_COLOUR, hint);
+                ui.weak(format!("get it from {}", source_of(kind)));
+            });
         }
     }
 
@@ -395,36 +331,26 @@ impl StudioApp {
 pub const ERROR_COLOUR: egui::Color32 = egui::Color32::from_rgb(235, 90, 90);
 const OK_COLOUR: egui::Color32 = egui::Color32::from_rgb(110, 200, 120);
 
-fn component_card(ui: &mut egui::Ui, c: &ComponentReport) {
+fn component_card(ui: &mut egui::Ui, c: &Component) {
     ui.horizontal(|ui| {
-        let (mark, colour) = if c.found() { ("found", OK_COLOUR) } else { ("missing", ERROR_COLOUR) };
-        ui.colored_label(colour, mark);
-        ui.strong(c.name);
-        ui.weak(c.role);
+        ui.colored_label(OK_COLOUR, "found");
+        ui.strong(c.kind.name());
     });
-    ui.indent(c.name, |ui| {
-        if let Some(class) = &c.class {
-            ui.weak(format!("class {class}"));
+    ui.indent(c.kind.name(), |ui| {
+        let mut line = format!("{:?}", c.format);
+        if let Some(d) = &c.dtype {
+            line.push_str(&format!(", {d}"));
         }
-        if let Some(problem) = &c.problem {
-            ui.colored_label(ERROR_COLOUR, problem);
-            ui.weak(format!("get it from {}", c.source));
-            return;
+        if let Some(v) = &c.variant {
+            line.push_str(&format!(" [{v}]"));
         }
-        let mut line = c.format.clone();
-        if c.params > 0 {
-            line.push_str(&format!(
-                ", {} stored ({}), {:.2} B params, ~{} at f32",
-                format_bytes(c.bytes),
-                c.stored_dtype.unwrap_or("?"),
-                c.params as f64 / 1e9,
-                format_bytes(c.params * 4)
-            ));
+        line.push_str(&format!(", {} on disk", format_bytes(c.bytes)));
+        let memory = f32_bytes(c);
+        if memory > 0 {
+            line.push_str(&format!(", ~{} at f32", format_bytes(memory)));
         }
         ui.label(line);
-        if !c.parts.is_empty() {
-            ui.weak(format!("with {}", c.parts.join(" and ")));
-        }
+        ui.weak(c.path.display().to_string());
     });
 }
 
@@ -436,14 +362,20 @@ mod tests {
     fn a_missing_folder_is_a_clear_problem() {
         let r = scan(Path::new("/nonexistent/tora"));
         assert!(!r.usable());
-        assert!(r.summary().contains("no such folder"), "{}", r.summary());
+        assert!(r.summary().contains("not a Tora model folder"), "{}", r.summary());
     }
 
     #[test]
-    fn an_empty_folder_lists_every_component_as_missing() {
+    fn an_index_without_components_lists_what_is_missing() {
         let dir = tempfile::tempdir().expect("temp dir");
+        let index = r#"{"_class_name": "ToraPipeline", "vae": ["diffusers", "AutoencoderKLCogVideoX"]}"#;
+        std::fs::write(dir.path().join("model_index.json"), index).expect("write");
         let r = scan(dir.path());
-        assert_eq!(r.missing(), ["transformer", "vae", "text_encoder", "tokenizer", "scheduler"]);
-        assert!(r.summary().contains("missing transformer, vae"), "{}", r.summary());
+        assert!(!r.usable());
+        let missing = r.missing();
+        for part in ["vae", "tokenizer", "scheduler", "transformer", "text encoder"] {
+            assert!(missing.iter().any(|m| m.starts_with(part)), "{part} not in {missing:?}");
+        }
+        assert!(r.summary().contains("not a complete Tora model folder"), "{}", r.summary());
     }
 }
