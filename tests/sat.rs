@@ -57,6 +57,14 @@ fn twin_of(sat_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| panic!("{}: no diffusers twin found", sat_dir.display()))
 }
 
+/// The error of an open that must fail (`Checkpoint` has no Debug for `expect_err`).
+fn fails(r: Result<Checkpoint, LoadError>) -> LoadError {
+    match r {
+        Ok(c) => panic!("{} opened, but should not have", c.source().display()),
+        Err(e) => e,
+    }
+}
+
 fn cpu() -> ComputeDevice {
     ComputeDevice::new(Backend::Cpu, Precision::F32).expect("cpu device")
 }
@@ -276,7 +284,7 @@ fn model_folders_are_recognised_by_content() {
         let kinds: Vec<ComponentKind> = m.missing.iter().map(|x| x.kind).collect();
         assert_eq!(kinds, [ComponentKind::Vae, ComponentKind::TextEncoder, ComponentKind::ModelConfig]);
         assert!(m.missing[0].hint.contains("3d-vae.pt"));
-        let err = sat::open_sat_vae(tmp.path()).expect_err("no vae");
+        let err = fails(sat::open_sat_vae(tmp.path()));
         assert!(matches!(err, LoadError::NotFound { .. }), "{err}");
     }
 }
@@ -295,14 +303,14 @@ fn truncated_or_keyless_pt_files_name_file_and_key() {
         for cut in [bytes.len() / 2, bytes.len() - 30, 100] {
             let p = tmp.path().join(format!("cut{cut}.pt"));
             std::fs::write(&p, &bytes[..cut]).unwrap();
-            let err = Checkpoint::open_pt(&p, Some("state_dict")).expect_err("truncated");
+            let err = fails(Checkpoint::open_pt(&p, Some("state_dict")));
             let msg = err.to_string();
             println!("{msg}");
             assert!(matches!(err, LoadError::Pt { .. }), "{err:?}");
             assert!(msg.contains(&p.display().to_string()), "{msg}");
         }
         // The VAE file holds "state_dict", not "module".
-        let err = Checkpoint::open_pt(&file, Some("module")).expect_err("no module key");
+        let err = fails(Checkpoint::open_pt(&file, Some("module")));
         let msg = err.to_string();
         println!("{msg}");
         assert!(matches!(err, LoadError::MissingTopKey { .. }));
@@ -322,7 +330,7 @@ fn torch_zip_in_a_component_folder_loads_and_legacy_pickles_are_refused() {
     }
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap();
-    let err = Checkpoint::open_dir(tmp.path()).expect_err("legacy pickle");
+    let err = fails(Checkpoint::open_dir(tmp.path()));
     println!("{err}");
     assert!(matches!(err, LoadError::Pickle { .. }), "{err:?}");
 }
@@ -478,7 +486,7 @@ fn crafted_pickles_referencing_code_are_refused() {
     {
         let bytes = zip(&[("archive/data.pkl", pkl, false), ("archive/byteorder", b"little".to_vec(), false)]);
         let p = write(tmp.path(), name, &bytes);
-        let err = Checkpoint::open_pt(&p, None).expect_err("refused");
+        let err = fails(Checkpoint::open_pt(&p, None));
         let msg = err.to_string();
         println!("{msg}");
         assert!(matches!(&err, LoadError::PickleGlobal { global: g, .. } if g == global), "{err:?}");
@@ -532,7 +540,7 @@ fn crafted_views_shared_storages_and_compressed_entries_read_right() {
 
     // A storage the pickle names but the archive lacks: file and tensor named.
     let p2 = write(tmp.path(), "nodata.pt", &zip(&entries[..4]));
-    let err = Checkpoint::open_pt(&p2, Some("state_dict")).expect_err("missing storage");
+    let err = fails(Checkpoint::open_pt(&p2, Some("state_dict")));
     let msg = err.to_string();
     println!("{msg}");
     assert!(msg.contains("nodata.pt") && msg.contains("'n'") && msg.contains("m/data/2"), "{msg}");
@@ -541,13 +549,13 @@ fn crafted_views_shared_storages_and_compressed_entries_read_right() {
     let mut short = entries.clone();
     short[2].1.truncate(20);
     let p3 = write(tmp.path(), "short.pt", &zip(&short));
-    let err = Checkpoint::open_pt(&p3, Some("state_dict")).expect_err("short storage");
+    let err = fails(Checkpoint::open_pt(&p3, Some("state_dict")));
     println!("{err}");
     assert!(err.to_string().contains("short.pt") && err.to_string().contains("'a'"), "{err}");
 
     // Something other than a tensor in the state dict.
     let odd = state_dict_pickle(&[("x", int(3))]);
     let p4 = write(tmp.path(), "odd.pt", &zip(&[("m/data.pkl", odd, false)]));
-    let err = Checkpoint::open_pt(&p4, Some("state_dict")).expect_err("not a tensor");
+    let err = fails(Checkpoint::open_pt(&p4, Some("state_dict")));
     assert!(err.to_string().contains("'x'"), "{err}");
 }
