@@ -92,7 +92,10 @@ fn generate_t2v_writes_png_frames_and_a_playable_mp4() {
     assert!(out.status.success(), "generate failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("step 2/2"), "no progress shown:\n{stderr}");
-    let pngs = std::fs::read_dir(&frames_dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count();
+    let pngs = std::fs::read_dir(&frames_dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png"))
+        .count();
     assert_eq!(pngs, 9, "expected 9 frames in {}", frames_dir.display());
     let first = image::open(frames_dir.join("frame_0000.png")).unwrap();
     assert_eq!((first.width(), first.height()), (48, 32));
@@ -109,8 +112,14 @@ fn generate_t2v_writes_png_frames_and_a_playable_mp4() {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "generate mp4 failed:\n{}", String::from_utf8_lossy(&out.stderr));
     // Playable: ffprobe (or ffmpeg) decodes it and counts the frames.
-    let probe = Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&mp4).args(["-f", "null", "-"]).output().unwrap();
-    assert!(probe.status.success(), "ffmpeg cannot decode {}: {}", mp4.display(), String::from_utf8_lossy(&probe.stderr));
+    let probe =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&mp4).args(["-f", "null", "-"]).output().unwrap();
+    assert!(
+        probe.status.success(),
+        "ffmpeg cannot decode {}: {}",
+        mp4.display(),
+        String::from_utf8_lossy(&probe.stderr)
+    );
     assert!(tmp.path().join("clip_tracks.mp4").is_file(), "the overlay version was not written");
 }
 
@@ -146,7 +155,11 @@ fn generate_i2v_takes_a_first_frame() {
     cmd.arg("--points").args(&points);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("image-to-video"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("image-to-video"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -277,7 +277,11 @@ fn the_model_manager_lists_components_and_what_is_missing() {
     pump_until(&mut h, "the scan", Duration::from_secs(30), |a| a.model_report().is_some());
     h.state_mut().set_side_tab(SideTab::Models);
     h.run_steps(2);
-    assert!(h.state().model_report().is_some_and(|r| r.missing() == ["vae"]), "{:?}", h.state().model_report().map(|r| r.missing()));
+    assert!(
+        h.state().model_report().is_some_and(|r| r.missing() == ["vae"]),
+        "{:?}",
+        h.state().model_report().map(|r| r.missing())
+    );
     assert!(h.query_all_by_label_contains("not found").next().is_some());
     assert!(h.query_all_by_label_contains("get it from huggingface.co/THUDM/CogVideoX-5b").next().is_some());
     h.state_mut().shutdown();

@@ -18,7 +18,8 @@ use crate::pipeline::memory::format_bytes;
 use super::StudioApp;
 
 /// Where users get the released weights (models/cogvideox-5b-tora.json, models/t5-v1_1-xxl.json).
-const TORA_SOURCE: &str = "huggingface.co/Alibaba-Research-Intelligence-Computing/Tora (diffusers folder, or sat/ckpts)";
+const TORA_SOURCE: &str =
+    "huggingface.co/Alibaba-Research-Intelligence-Computing/Tora (diffusers folder, or sat/ckpts)";
 const COGVIDEOX_SOURCE: &str = "huggingface.co/THUDM/CogVideoX-5b (or CogVideoX-5b-I2V for image-to-video)";
 
 /// Where a missing component comes from.
