@@ -223,7 +223,7 @@ fn generate_cancel_finish_reopen_and_export_from_the_panel() {
     assert_eq!(errors(h.state()), before + usize::from(tora_studio::export::video::ffmpeg_available()));
 
     // Still usable: delete the take from the panel.
-    click(&mut h, "Delete");
+    click(&mut h, "Delete take");
     assert!(h.state().takes().is_empty());
 }
 

@@ -362,7 +362,7 @@ impl StudioApp {
                     if ui.small_button("Export...").clicked() {
                         action = Some(TakeAction::Export(take.id.clone()));
                     }
-                    if ui.small_button("Delete").clicked() {
+                    if ui.small_button("Delete take").clicked() {
                         action = Some(TakeAction::Delete(take.id.clone()));
                     }
                 });
