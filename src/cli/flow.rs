@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use crate::export::{self, RgbFrames};
 use crate::flow::{self, ClipSize, MotionField};
 use crate::tensor_file::{write_tensors, OutTensor};
-use crate::trajectory::{point_file, project, Scene};
+use crate::trajectory::Scene;
 use crate::Backend;
 
 #[derive(clap::Args)]
@@ -31,24 +31,7 @@ pub struct FlowArgs {
 }
 
 pub fn run(args: FlowArgs) -> anyhow::Result<()> {
-    let mut scene = match &args.project {
-        Some(path) => project::load(path)?,
-        None => {
-            let mut scene = Scene::default();
-            for path in &args.points {
-                let colour = scene.next_colour();
-                scene.tracks.push(point_file::read_track(path, colour)?);
-            }
-            scene
-        }
-    };
-    if let Some(frames) = args.frames {
-        scene.frames = frames;
-    }
-    if let Some((w, h)) = args.size {
-        scene.width = w;
-        scene.height = h;
-    }
+    let scene = super::load_scene(args.project.as_deref(), &args.points, args.frames, args.size)?;
     let source = args.project.clone().unwrap_or_else(|| args.points.first().cloned().unwrap_or_default());
     scene.validate().with_context(|| format!("{}", source.display()))?;
 

@@ -11,7 +11,6 @@ use crate::export;
 use crate::model::Precision;
 use crate::pipeline::memory::format_bytes;
 use crate::pipeline::{run::run_request, Event, GenerateRequest, Generation, MotionGuidance, Settings};
-use crate::trajectory::{point_file, project, Scene};
 use crate::Backend;
 
 #[derive(clap::Args)]
@@ -75,24 +74,7 @@ fn parse_range(s: &str) -> Result<(f32, f32), String> {
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let mut scene = match &args.project {
-        Some(path) => project::load(path)?,
-        None => {
-            let mut scene = Scene::default();
-            for path in &args.points {
-                let colour = scene.next_colour();
-                scene.tracks.push(point_file::read_track(path, colour)?);
-            }
-            scene
-        }
-    };
-    if let Some(frames) = args.frames {
-        scene.frames = frames;
-    }
-    if let Some((w, h)) = args.size {
-        scene.width = w;
-        scene.height = h;
-    }
+    let mut scene = super::load_scene(args.project.as_deref(), &args.points, args.frames, args.size)?;
     if let Some(fps) = args.fps {
         scene.fps = fps;
     }

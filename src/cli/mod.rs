@@ -69,3 +69,33 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("size {s:?} must look like 720x480"));
     Ok((parse(w)?, parse(h)?))
 }
+
+/// The scene a command works on: a project file, or point files (one track each, colours in
+/// order) on a default scene; `--frames` / `--size` override what the project says.
+pub fn load_scene(
+    project: Option<&std::path::Path>,
+    points: &[std::path::PathBuf],
+    frames: Option<u32>,
+    size: Option<(u32, u32)>,
+) -> anyhow::Result<crate::trajectory::Scene> {
+    use crate::trajectory::{point_file, project as project_file, Scene};
+    let mut scene = match project {
+        Some(path) => project_file::load(path)?,
+        None => {
+            let mut scene = Scene::default();
+            for path in points {
+                let colour = scene.next_colour();
+                scene.tracks.push(point_file::read_track(path, colour)?);
+            }
+            scene
+        }
+    };
+    if let Some(frames) = frames {
+        scene.frames = frames;
+    }
+    if let Some((w, h)) = size {
+        scene.width = w;
+        scene.height = h;
+    }
+    Ok(scene)
+}
