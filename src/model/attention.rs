@@ -7,7 +7,7 @@
 //! through burn's fused `attention` op (the CPU backend tiles it flash-style; cubecl backends run
 //! their flash kernel or their fallback), in f16 through the explicit f32-softmax path below.
 //! Softmax is per query row, so blocking the queries changes no arithmetic: blocked == unblocked
-//! (tested in `tests/transformer.rs` and below).
+//! (tested in `tests/suite/transformer.rs` and below).
 
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;

@@ -341,7 +341,7 @@ fn checkpoint_opens_sharded_and_single() {
 // ------------------------------------------------------------------------------------------
 // Peak RSS while loading a synthetic checkpoint with real T5-XXL shapes (bf16 on disk, f32 in
 // memory), fewer layers than 24 (the machine has 24 GiB), extrapolated per layer.
-// Run: cargo test --test t5 -- --ignored --nocapture t5_xxl_load_peak_rss
+// Run: cargo test --test suite -- --ignored --nocapture t5::t5_xxl_load_peak_rss
 // Env: T5_RSS_LAYERS="2,6" (layer counts to measure), T5_RSS_DIR (where to write, default tmp).
 // ------------------------------------------------------------------------------------------
 
