@@ -235,10 +235,13 @@ impl StudioApp {
         let form = &self.state.generate;
         let model_dir = self.model_dir();
         if model_dir.as_os_str().is_empty() {
-            return Err("choose a model folder first (the folder holding model_index.json)".into());
+            return Err("choose a model folder first (a diffusers folder holding model_index.json, or Tora's SAT ckpts/ folder)".into());
         }
         if !model_dir.is_dir() {
-            return Err(format!("{}: no such folder; choose the folder holding model_index.json", model_dir.display()));
+            return Err(format!(
+                "{}: no such folder; choose a diffusers folder (model_index.json) or Tora's SAT ckpts/ folder",
+                model_dir.display()
+            ));
         }
         let report = self.models.report_for(&model_dir);
         if let Some(r) = report.filter(|r| !r.usable()) {
@@ -407,7 +410,7 @@ impl StudioApp {
     fn validation_line(&mut self, ui: &mut egui::Ui) {
         let dir = self.model_dir();
         if dir.as_os_str().is_empty() {
-            ui.weak("choose the model folder (the one holding model_index.json)");
+            ui.weak("choose the model folder (diffusers: holds model_index.json; SAT: Tora's ckpts/)");
             return;
         }
         match self.models.report_for(&dir) {

@@ -7,13 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::cogvideox::ModelSource;
+use crate::model::load::model_folder::{Component, ComponentKind, FolderKind, ModelFolder};
+use crate::pipeline::memory::format_bytes;
 use crossbeam_channel::{Receiver, TryRecvError};
 use eframe::egui;
-use serde::Deserialize;
-
-use crate::model::load::model_folder::{Component, ComponentKind, FolderKind, ModelFolder};
-use crate::model::load::read_config;
-use crate::pipeline::memory::format_bytes;
 
 use super::StudioApp;
 
@@ -59,16 +57,6 @@ pub struct FolderReport {
     pub image_to_video: Option<bool>,
     /// From the transformer config: a learned positional embedding fixes the output size.
     pub fixed_size: bool,
-}
-
-/// The few transformer config fields that tell T2V from I2V.
-#[derive(Deserialize)]
-struct TransformerShape {
-    in_channels: usize,
-    #[serde(default)]
-    out_channels: Option<usize>,
-    #[serde(default)]
-    use_learned_positional_embeddings: bool,
 }
 
 impl FolderReport {
@@ -145,23 +133,17 @@ pub fn scan(dir: &Path) -> FolderReport {
     let mut report =
         FolderReport { dir: dir.to_path_buf(), folder: Err(String::new()), image_to_video: None, fixed_size: false };
     if dir.as_os_str().is_empty() {
-        report.folder = Err("no model folder chosen: choose the folder holding model_index.json".into());
+        report.folder =
+            Err("no model folder chosen: choose a diffusers folder (model_index.json) or Tora's SAT ckpts/ folder"
+                .into());
         return report;
     }
     report.folder = ModelFolder::inspect(dir).map_err(|e| e.to_string());
-    if let Ok(shape) = read_config::<TransformerShape>(&dir.join("transformer").join("config.json")) {
-        let out = shape.out_channels.unwrap_or(shape.in_channels);
-        report.image_to_video = Some(shape.in_channels > out);
-        report.fixed_size = shape.use_learned_positional_embeddings;
-    } else if let Some(variant) = report
-        .folder
-        .as_ref()
-        .ok()
-        .and_then(|f| f.component(ComponentKind::Transformer))
-        .and_then(|c| c.variant.clone())
-    {
-        report.image_to_video = Some(variant == "i2v");
-        report.fixed_size = variant == "i2v";
+    // The same config (and SAT semantics) the run will use: from config.json or the SAT yaml.
+    if let Ok(config) = ModelSource::open(dir).and_then(|source| source.transformer_config()) {
+        let limits = crate::pipeline::tora::limits(&config);
+        report.image_to_video = Some(limits.image_conditioned);
+        report.fixed_size = limits.fixed_grid.is_some();
     }
     report
 }
@@ -250,7 +232,9 @@ impl StudioApp {
         };
         ui.label(match &folder.kind {
             FolderKind::Diffusers { class } => format!("diffusers pipeline {class}"),
-            FolderKind::Sat => "Tora SAT checkpoint tree".to_string(),
+            FolderKind::Sat => "Tora SAT checkpoint tree (runs as Tora's SAT code does: no learned positional \
+                                embedding added, final LayerNorm eps 1e-6)"
+                .to_string(),
             FolderKind::Component(k) => format!("only a {} folder: choose the pipeline folder above it", k.name()),
         });
         match report.image_to_video {
@@ -292,7 +276,7 @@ impl StudioApp {
                 .add(
                     egui::TextEdit::singleline(&mut self.state.generate.model_dir)
                         .desired_width((ui.available_width() - 70.0).max(80.0))
-                        .hint_text("folder with model_index.json"),
+                        .hint_text("diffusers folder (model_index.json) or Tora's SAT ckpts/"),
                 )
                 .labelled_by(label.id);
             changed |=

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use burn::tensor::{DType, Distribution, Tensor, TensorData};
 
-use crate::model::cogvideox::{RotaryEmbedding, ToraTransformer3D, TransformerConfig};
+use crate::model::cogvideox::{ModelSource, RotaryEmbedding, ToraTransformer3D, TransformerConfig};
 use crate::model::{ComputeDevice, Precision};
 use crate::Backend;
 
@@ -89,16 +89,11 @@ pub fn run(args: BenchStepArgs) -> anyhow::Result<()> {
     let load_start = Instant::now();
     let (model, config, source) = match (&args.model, &args.preset) {
         (Some(dir), _) if !args.random_weights => {
-            let (m, c) = ToraTransformer3D::load(dir, &device)?;
+            let (m, c) = ModelSource::open(dir)?.load_transformer(&device)?;
             (m, c, format!("{} (weights loaded)", dir.display()))
         }
         (Some(dir), _) => {
-            let component = crate::model::load::ComponentDir::find(
-                dir,
-                "transformer",
-                &["ToraTransformer3DModel", "CogVideoXTransformer3DModel"],
-            )?;
-            let config: TransformerConfig = crate::model::load::read_config(&component.config_path())?;
+            let config = ModelSource::open(dir)?.transformer_config()?;
             let m = ToraTransformer3D::random(&config, &device).map_err(anyhow::Error::msg)?;
             (m, config, format!("{} (config only, random weights)", dir.display()))
         }

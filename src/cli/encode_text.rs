@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use safetensors::Dtype;
 
-use crate::model::t5::{T5TextEncoder, COGVIDEOX_MAX_SEQUENCE_LENGTH};
+use crate::model::cogvideox::ModelSource;
+use crate::model::t5::COGVIDEOX_MAX_SEQUENCE_LENGTH;
 use crate::model::{ComputeDevice, Precision};
 use crate::tensor_file::{write_tensors, OutTensor};
 use crate::Backend;
@@ -40,7 +41,8 @@ pub fn run(args: EncodeTextArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.max_length > 0, "--max-length must be positive");
     let device = ComputeDevice::new(args.backend, args.precision)?;
     let t0 = Instant::now();
-    let encoder = T5TextEncoder::load(&args.model, &device)
+    let encoder = ModelSource::open(&args.model)
+        .and_then(|source| source.load_t5(&device))
         .with_context(|| format!("loading the T5 text encoder from {}", args.model.display()))?;
     let loaded = t0.elapsed();
     let t1 = Instant::now();

@@ -15,7 +15,8 @@ use crate::Backend;
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
-    /// The Tora model folder (diffusers layout: model_index.json, transformer/, vae/, text_encoder/, ...).
+    /// The Tora model folder: diffusers (model_index.json, transformer/, vae/, text_encoder/, ...) or
+    /// Tora's SAT ckpts/ (tora/<i2v|t2v>/mp_rank_00_model_states.pt, vae/3d-vae.pt, t5-v1_1-xxl/, the yaml).
     #[arg(long)]
     model: PathBuf,
     #[arg(long)]
@@ -43,7 +44,7 @@ pub struct GenerateArgs {
     /// Output size WIDTHxHEIGHT (default: the project's, or 720x480).
     #[arg(long, value_parser = super::parse_size)]
     size: Option<(u32, u32)>,
-    /// Frame count, 4k+1 (default: the project's, or 49).
+    /// Frame count, 8k+1 (default: the project's, or 49).
     #[arg(long)]
     frames: Option<u32>,
     /// Frames per second of the exported clip (default: the project's).

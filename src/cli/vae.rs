@@ -17,6 +17,7 @@ use clap::Subcommand;
 use crate::export::png::write_png_sequence;
 use crate::export::RgbFrames;
 use crate::model::cogvideox::vae::{AutoencoderKLCogVideoX, Tiling, VaeConfig};
+use crate::model::cogvideox::ModelSource;
 use crate::model::load::{read_config, ComponentDir};
 use crate::model::{ComputeDevice, Precision};
 use crate::tensor_file::{write_tensors, OutTensor, TensorFile};
@@ -93,11 +94,13 @@ pub fn run(args: VaeArgs) -> anyhow::Result<()> {
 }
 
 fn load_model(common: &Common, device: &ComputeDevice) -> anyhow::Result<AutoencoderKLCogVideoX> {
-    let Some(dir) = &common.model else { bail!("--model is required (a pipeline folder or its vae/ folder)") };
-    let (mut vae, config) =
-        AutoencoderKLCogVideoX::load(dir, device).with_context(|| format!("loading the VAE from {}", dir.display()))?;
+    let Some(dir) = &common.model else {
+        bail!("--model is required (a pipeline folder, its vae/ folder, or Tora's SAT ckpts/ folder)")
+    };
+    let source = ModelSource::open(dir)?;
+    let mut vae = source.load_vae(device).with_context(|| format!("loading the VAE from {}", dir.display()))?;
     if common.tiling {
-        vae.set_tiling(Some(Tiling::from_config(&config)));
+        vae.set_tiling(Some(Tiling::from_config(&source.vae_config()?)));
     }
     Ok(vae)
 }

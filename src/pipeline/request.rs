@@ -91,6 +91,10 @@ pub struct ModelLimits {
     pub spatial_scale: usize,
     /// Video frames per latent frame (4), with one extra leading frame.
     pub temporal_scale: usize,
+    /// Latent frame counts allowed after the first, in steps of this (2 for CogVideoX: its VAE
+    /// decodes latents in batches of two after an odd leading batch, so an even latent count
+    /// decodes to 4 frames per latent — 13 frames would come back as 16). Frames = 1 + 8k.
+    pub latent_frame_step: usize,
     /// Latent pixels per transformer token side (2).
     pub patch_size: usize,
     /// Whether the transformer takes image latents (I2V).
@@ -103,8 +107,8 @@ pub struct ModelLimits {
 pub enum RequestError {
     #[error("size {width}x{height}: width and height must be multiples of {multiple} for this model (e.g. 720x480)")]
     Size { width: u32, height: u32, multiple: usize },
-    #[error("{frames} frames: this model makes 4k+1 frames (e.g. 49, 45, 13); try {suggestion}")]
-    Frames { frames: u32, suggestion: u32 },
+    #[error("{frames} frames: this model makes {period}k+1 frames (e.g. 49, 41, 9); try {suggestion}")]
+    Frames { frames: u32, period: u32, suggestion: u32 },
     #[error("this is an image-to-video model: choose a first-frame image")]
     ImageRequired,
     #[error("this is a text-to-video model: it cannot take a first-frame image (use an I2V model folder)")]
@@ -122,10 +126,10 @@ impl ModelLimits {
         if width == 0 || height == 0 || width as usize % multiple != 0 || height as usize % multiple != 0 {
             return Err(RequestError::Size { width, height, multiple });
         }
-        let t = self.temporal_scale as u32;
-        if frames < 1 || (frames - 1) % t != 0 {
-            let suggestion = ((frames.max(1) - 1) / t) * t + 1;
-            return Err(RequestError::Frames { frames, suggestion: suggestion.max(t + 1) });
+        let period = (self.temporal_scale * self.latent_frame_step.max(1)) as u32;
+        if frames < 1 || (frames - 1) % period != 0 {
+            let suggestion = ((frames.max(1) - 1) / period) * period + 1;
+            return Err(RequestError::Frames { frames, period, suggestion: suggestion.max(period + 1) });
         }
         match (self.image_conditioned, has_image) {
             (true, false) => return Err(RequestError::ImageRequired),
@@ -134,7 +138,7 @@ impl ModelLimits {
         }
         if let Some((f, h, w)) = self.fixed_grid {
             let latent = (
-                ((frames - 1) / t + 1) as usize,
+                ((frames - 1) / self.temporal_scale as u32 + 1) as usize,
                 height as usize / self.spatial_scale,
                 width as usize / self.spatial_scale,
             );
@@ -177,7 +181,14 @@ mod tests {
     use super::*;
 
     fn cogvideox(i2v: bool) -> ModelLimits {
-        ModelLimits { spatial_scale: 8, temporal_scale: 4, patch_size: 2, image_conditioned: i2v, fixed_grid: None }
+        ModelLimits {
+            spatial_scale: 8,
+            temporal_scale: 4,
+            latent_frame_step: 2,
+            patch_size: 2,
+            image_conditioned: i2v,
+            fixed_grid: None,
+        }
     }
 
     #[test]
@@ -190,8 +201,14 @@ mod tests {
         assert!(matches!(cogvideox(false).check(721, 480, 49, false), Err(RequestError::Size { .. })));
         assert_eq!(
             cogvideox(false).check(720, 480, 50, false),
-            Err(RequestError::Frames { frames: 50, suggestion: 49 })
+            Err(RequestError::Frames { frames: 50, period: 8, suggestion: 49 })
         );
+        // 4k+1 with an even latent count: the VAE would return 16 frames for 13.
+        assert_eq!(
+            cogvideox(false).check(720, 480, 13, false),
+            Err(RequestError::Frames { frames: 13, period: 8, suggestion: 9 })
+        );
+        assert_eq!(cogvideox(false).check(720, 480, 9, false), Ok(()));
     }
 
     #[test]

@@ -27,11 +27,10 @@ use super::request::{ModelLimits, Settings};
 use super::PipelineError;
 use crate::export::RgbFrames;
 use crate::model::cogvideox::vae::AutoencoderKLCogVideoX;
-use crate::model::cogvideox::{rope::RotaryEmbedding, ToraTransformer3D, TransformerConfig};
-use crate::model::load::{read_config, ComponentDir};
-use crate::model::t5::{T5TextEncoder, COGVIDEOX_MAX_SEQUENCE_LENGTH};
+use crate::model::cogvideox::{rope::RotaryEmbedding, ModelSource, TransformerConfig};
+use crate::model::t5::COGVIDEOX_MAX_SEQUENCE_LENGTH;
 use crate::model::ComputeDevice;
-use crate::sampling::{apply_guidance, guidance_scales, DpmScheduler, NoiseSource, SchedulerConfig};
+use crate::sampling::{apply_guidance, guidance_scales, DpmScheduler, NoiseSource};
 
 /// Receives named intermediate tensors (for parity checks); `None` in normal runs.
 pub trait Trace {
@@ -60,19 +59,29 @@ pub struct Conditioning {
 /// What the model folder allows, read from the transformer's config.
 pub fn limits(config: &TransformerConfig) -> ModelLimits {
     let image_conditioned = config.in_channels == 2 * config.out_channels();
-    let fixed_grid = (config.use_learned_positional_embeddings).then(|| {
+    // SAT semantics never add the learned table, so only diffusers semantics fix the grid.
+    let fixed_grid = (config.use_learned_positional_embeddings && config.add_learned_pos_embedding).then(|| {
         // The learned table covers exactly the sample grid (frames from sample_frames).
         let frames = (config.sample_frames - 1) / config.temporal_compression_ratio + 1;
         (frames, config.sample_height, config.sample_width)
     });
-    ModelLimits { spatial_scale: 8, temporal_scale: 4, patch_size: config.patch_size, image_conditioned, fixed_grid }
+    ModelLimits {
+        spatial_scale: 8,
+        temporal_scale: 4,
+        latent_frame_step: 2,
+        patch_size: config.patch_size,
+        image_conditioned,
+        fixed_grid,
+    }
 }
 
 /// Checks a request against the model folder's transformer config before anything is loaded.
 pub fn check_model(model_dir: &Path, shape: &ClipShape, has_image: bool) -> Result<TransformerConfig, PipelineError> {
-    let component =
-        ComponentDir::find(model_dir, "transformer", &["ToraTransformer3DModel", "CogVideoXTransformer3DModel"])?;
-    let config: TransformerConfig = read_config(&component.config_path())?;
+    check_source(&ModelSource::open(model_dir)?, shape, has_image)
+}
+
+fn check_source(source: &ModelSource, shape: &ClipShape, has_image: bool) -> Result<TransformerConfig, PipelineError> {
+    let config = source.transformer_config()?;
     limits(&config).check(shape.width as u32, shape.height as u32, shape.frames as u32, has_image)?;
     Ok(config)
 }
@@ -118,7 +127,7 @@ fn noise_tensor(
     Ok(device.float_tensor(TensorData::new(values, shape)))
 }
 
-/// Runs Tora end to end. `model_dir` is a diffusers Tora pipeline folder.
+/// Runs Tora end to end. `model_dir` is a diffusers Tora pipeline folder or Tora's SAT tree.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     model_dir: &Path,
@@ -128,10 +137,26 @@ pub fn generate(
     device: &ComputeDevice,
     noise: &mut dyn NoiseSource,
     progress: &dyn Progress,
+    trace: Option<&mut dyn Trace>,
+) -> Result<Generated, PipelineError> {
+    let source = ModelSource::open(model_dir)?;
+    generate_from(&source, settings, shape, conditioning, device, noise, progress, trace)
+}
+
+/// [`generate`] on an opened [`ModelSource`] (e.g. a SAT tree run with diffusers semantics).
+#[allow(clippy::too_many_arguments)]
+pub fn generate_from(
+    source: &ModelSource,
+    settings: &Settings,
+    shape: ClipShape,
+    conditioning: Conditioning,
+    device: &ComputeDevice,
+    noise: &mut dyn NoiseSource,
+    progress: &dyn Progress,
     mut trace: Option<&mut dyn Trace>,
 ) -> Result<Generated, PipelineError> {
     settings.check()?;
-    check_model(model_dir, &shape, conditioning.image.is_some())?;
+    check_source(source, &shape, conditioning.image.is_some())?;
     let run_started = Instant::now();
     let mut reports = Vec::new();
     let (w, h, t) = (shape.width, shape.height, shape.frames);
@@ -141,7 +166,7 @@ pub fn generate(
     // --- 1. Text -------------------------------------------------------------------------------
     let clock = PhaseClock::start(Phase::Text, "loading the T5 text encoder", progress)?;
     let prompt_embeds = {
-        let t5 = T5TextEncoder::load(model_dir, device)?;
+        let t5 = source.load_t5(device)?;
         let mut prompts = Vec::new();
         if do_cfg {
             prompts.push(settings.negative_prompt.clone());
@@ -170,7 +195,7 @@ pub fn generate(
     // --- 2. Conditioning: the motion (and the first frame) through the VAE -----------------------
     let clock = PhaseClock::start(Phase::Conditioning, "loading the VAE", progress)?;
     let (flow_latents, image_latents, preview_map, scaling) = {
-        let (vae, _) = AutoencoderKLCogVideoX::load(model_dir, device)?;
+        let vae = source.load_vae(device)?;
         let scaling = vae.scaling_factor() as f32;
         let image_latents = match &conditioning.image {
             Some(image) => {
@@ -207,9 +232,9 @@ pub fn generate(
     // --- 3. Denoising -------------------------------------------------------------------------------
     let clock = PhaseClock::start(Phase::Denoising, "loading the transformer", progress)?;
     let latents = {
-        let (mut transformer, config) = ToraTransformer3D::load(model_dir, device)?;
+        let (mut transformer, config) = source.load_transformer(device)?;
         transformer.motion_strength = settings.motion.strength;
-        let scheduler_config = SchedulerConfig::load(model_dir)?.for_tora();
+        let scheduler_config = source.scheduler_config()?.for_tora();
         let mut scheduler = DpmScheduler::new(&scheduler_config, settings.steps)?;
         let timesteps = scheduler.timesteps().to_vec();
         let scales = guidance_scales(settings.guidance_scale, settings.use_dynamic_cfg, &timesteps);
@@ -263,7 +288,7 @@ pub fn generate(
     // --- 4. Decoding --------------------------------------------------------------------------------
     let clock = PhaseClock::start(Phase::Decoding, "loading the VAE", progress)?;
     let frames = {
-        let (vae, _) = AutoencoderKLCogVideoX::load(model_dir, device)?;
+        let vae = source.load_vae(device)?;
         if progress.cancelled() {
             return Err(PipelineError::Cancelled);
         }

@@ -12,6 +12,9 @@ mod vae;
 
 use std::path::{Path, PathBuf};
 
+use crate::model::cogvideox::ModelSource;
+use crate::model::load::model_folder::SatTree;
+use crate::model::{ComputeDevice, Precision};
 use crate::Backend;
 
 /// Each kind of parity check (one or more per model part).
@@ -197,4 +200,131 @@ pub fn max_abs_diff<A: Copy + Into<f64>, B: Copy + Into<f64>>(a: &[A], b: &[B]) 
             m.max(d)
         }
     })
+}
+
+/// One io fixture file and the model folder it is replayed on.
+pub(crate) struct ModelCase {
+    /// The report's case name.
+    pub case: String,
+    /// The fixture file (inputs and reference outputs).
+    pub io: PathBuf,
+    pub source: ModelSource,
+}
+
+/// `<model>/<io_dir>/<file>` beside a model folder `accept` takes: what an io fixture file is.
+fn io_model_dir<'p>(path: &'p Path, io_dir: &str, file: &str) -> Option<&'p Path> {
+    let in_io = path.file_name().is_some_and(|n| n == file)
+        && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == io_dir);
+    in_io.then(|| path.parent().and_then(Path::parent)).flatten()
+}
+
+/// Tora's SAT trees under the fixtures root: folders holding `tora/<variant>/mp_rank_00_model_states.pt`
+/// or `vae/3d-vae.pt`.
+fn sat_trees(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|p| match p.file_name()?.to_str()? {
+            "mp_rank_00_model_states.pt" => {
+                let tora = p.parent()?.parent()?;
+                (tora.file_name()? == "tora").then(|| tora.parent()).flatten()
+            }
+            "3d-vae.pt" => {
+                let vae = p.parent()?;
+                (vae.file_name()? == "vae").then(|| vae.parent()).flatten()
+            }
+            _ => None,
+        })
+        .map(Path::to_path_buf)
+        .filter(|root| SatTree::looks_like(root))
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// The cases of one io file name for the CogVideoX-Tora family:
+/// - every `<model>/io/<file>` whose model folder `accept`s, run on that diffusers folder;
+/// - for every SAT tree whose `manifest.json` names a diffusers twin holding such a file, the twin's
+///   file replayed through the SAT tree's own files with diffusers semantics (same weights, same
+///   numerics: the check that the SAT loader serves every tensor right), as case `<sat>/io/<stem>`.
+pub(crate) fn cogvideox_cases(
+    root: &Path,
+    files: &[PathBuf],
+    file: &str,
+    accept: impl Fn(&Path) -> bool,
+) -> Vec<ModelCase> {
+    let mut cases: Vec<ModelCase> = files
+        .iter()
+        .filter_map(|p| {
+            let model = io_model_dir(p, "io", file).filter(|m| accept(m))?;
+            let source = ModelSource::Diffusers { root: model.to_path_buf() };
+            Some(ModelCase { case: case_name(root, p), io: p.clone(), source })
+        })
+        .collect();
+    for sat in sat_trees(files) {
+        let Ok(tree) = SatTree::find(&sat) else { continue };
+        let Some(twin) = tree.diffusers_twin() else { continue };
+        let io = twin.join("io").join(file);
+        if !io.is_file() || !accept(&twin) {
+            continue;
+        }
+        let Ok(source) = ModelSource::open(&sat) else { continue };
+        let case = case_name(root, &sat.join("io").join(file));
+        cases.push(ModelCase { case, io, source: source.with_diffusers_semantics() });
+    }
+    cases
+}
+
+/// `<sat>/io_sat/<file>`: outputs of Tora's own SAT code, replayed on the SAT tree with SAT semantics.
+pub(crate) fn sat_semantics_cases(root: &Path, files: &[PathBuf], file: &str) -> Vec<ModelCase> {
+    files
+        .iter()
+        .filter_map(|p| {
+            let sat = io_model_dir(p, "io_sat", file).filter(|d| SatTree::looks_like(d))?;
+            let source = ModelSource::open(sat).ok()?;
+            Some(ModelCase { case: case_name(root, p), io: p.clone(), source })
+        })
+        .collect()
+}
+
+/// Opens the f32 device once and runs `check` on every case; an error or a panic inside a case
+/// becomes that case's FAIL line instead of ending the run.
+pub(crate) fn run_cases(
+    kind: Kind,
+    cases: &[ModelCase],
+    backend: Backend,
+    report: &mut dyn FnMut(CheckResult),
+    check: impl Fn(&ModelCase, &ComputeDevice, &mut dyn FnMut(CheckResult)) -> Result<(), String>,
+) {
+    if cases.is_empty() {
+        return;
+    }
+    let device = match ComputeDevice::new(backend, Precision::F32) {
+        Ok(d) => d,
+        Err(e) => {
+            for c in cases {
+                report(CheckResult::failed(kind, c.case.clone(), e.to_string()));
+            }
+            return;
+        }
+    };
+    for c in cases {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(c, &device, &mut *report)));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => report(CheckResult::failed(kind, c.case.clone(), e)),
+            Err(_) => report(CheckResult::failed(kind, c.case.clone(), "the check panicked (see stderr)")),
+        }
+    }
+}
+
+/// A SAT-layout case says so in its report lines.
+pub(crate) fn layout_note(source: &ModelSource) -> String {
+    match source {
+        ModelSource::Diffusers { .. } => String::new(),
+        ModelSource::Sat { semantics, .. } => {
+            let how = if semantics.add_learned_pos_embedding { "diffusers semantics" } else { "SAT semantics" };
+            format!("; SAT files, {how}")
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! `pipeline` parity: every `*/io/pipeline.safetensors` — a whole T2V or I2V run through
 //! [`crate::pipeline::tora::generate`] (the same code the studio and `generate` use), on the model
-//! folder the `io/` folder sits in, replaying the recorded noise and starting from the stored
+//! folder the `io/` folder sits in (and on every SAT tree made from it, diffusers semantics), replaying the recorded noise and starting from the stored
 //! `video_flow`, first frame and initial latents. Every recorded intermediate is compared.
 //!
 //! Tolerances (f32): module outputs (prompt embeddings, flow/image latents) 1e-4; everything
@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{case_name, max_abs_diff, CheckResult, Kind};
-use crate::model::{ComputeDevice, Precision};
+use super::{cogvideox_cases, max_abs_diff, run_cases, CheckResult, Kind, ModelCase};
+use crate::model::ComputeDevice;
 use crate::pipeline::tora::{self, ClipShape, Conditioning, Trace};
 use crate::pipeline::{Event, MotionGuidance, Progress, Settings};
 use crate::sampling::{guidance_scales, ReplayNoise};
@@ -41,31 +41,11 @@ struct NoiseEntry {
     name: String,
 }
 
-fn is_pipeline_fixture(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == "pipeline.safetensors")
-        && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "io")
-}
-
+/// Every `<model>/io/pipeline.safetensors` of a CogVideoX-Tora folder, and the SAT trees made from one.
 pub fn run(root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
-    let cases: Vec<&PathBuf> = files.iter().filter(|p| is_pipeline_fixture(p)).collect();
-    if cases.is_empty() {
-        return;
-    }
-    let device = match ComputeDevice::new(backend, Precision::F32) {
-        Ok(d) => d,
-        Err(e) => {
-            for path in cases {
-                report(CheckResult::failed(Kind::Pipeline, case_name(root, path), e.to_string()));
-            }
-            return;
-        }
-    };
-    for path in cases {
-        let case = case_name(root, path);
-        if let Err(e) = check_case(&case, path, &device, report) {
-            report(CheckResult::failed(Kind::Pipeline, case, e));
-        }
-    }
+    let cases =
+        cogvideox_cases(root, files, "pipeline.safetensors", |m| m.join("transformer").join("config.json").is_file());
+    run_cases(Kind::Pipeline, &cases, backend, report, check_case);
 }
 
 struct Silent;
@@ -86,20 +66,14 @@ impl Trace for Recorder {
     }
 }
 
-fn check_case(
-    case: &str,
-    path: &Path,
-    device: &ComputeDevice,
-    report: &mut dyn FnMut(CheckResult),
-) -> Result<(), String> {
-    let fx = TensorFile::open(path).map_err(|e| e.to_string())?;
+fn check_case(c: &ModelCase, device: &ComputeDevice, report: &mut dyn FnMut(CheckResult)) -> Result<(), String> {
+    let (case, fx) = (c.case.as_str(), TensorFile::open(&c.io).map_err(|e| e.to_string())?);
     let meta = fx.metadata();
     let settings: FixtureSettings =
         serde_json::from_str(meta.get("settings").ok_or("metadata has no 'settings'")?).map_err(|e| e.to_string())?;
     let noise_order: Vec<NoiseEntry> =
         serde_json::from_str(meta.get("noise_order").ok_or("metadata has no 'noise_order'")?)
             .map_err(|e| e.to_string())?;
-    let model_dir = path.parent().and_then(Path::parent).ok_or("io/ folder has no parent model folder")?;
 
     // Inputs exactly as the reference got them.
     let video_flow = fx.f32("video_flow").map_err(|e| e.to_string())?; // [1, T, 3, H, W]
@@ -125,8 +99,17 @@ fn check_case(
     let shape = ClipShape { width: settings.width, height: settings.height, frames: settings.num_frames, fps: 8.0 };
     let conditioning = Conditioning { video_flow: video_flow.data, image, latents_init: Some(latents_init) };
     let mut recorder = Recorder::default();
-    tora::generate(model_dir, &run_settings, shape, conditioning, device, &mut noise, &Silent, Some(&mut recorder))
-        .map_err(|e| e.to_string())?;
+    tora::generate_from(
+        &c.source,
+        &run_settings,
+        shape,
+        conditioning,
+        device,
+        &mut noise,
+        &Silent,
+        Some(&mut recorder),
+    )
+    .map_err(|e| e.to_string())?;
     if noise.remaining() != 0 {
         report(CheckResult::failed(
             Kind::Pipeline,

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 use serde::Deserialize;
 
-use super::{case_name, max_abs_diff, CheckResult, Kind};
-use crate::model::{ComputeDevice, Precision};
+use super::{cogvideox_cases, max_abs_diff, run_cases, CheckResult, Kind};
+use crate::model::ComputeDevice;
 use crate::sampling::{apply_guidance, guidance_scales, DpmScheduler, ReplayNoise, SchedulerConfig};
 use crate::tensor_file::TensorFile;
 use crate::Backend;
@@ -30,44 +30,20 @@ pub const LATENT_TOL: f64 = 1e-3;
 
 const KIND: Kind = Kind::Scheduler;
 
-fn is_io_file(path: &Path, name: &str) -> bool {
-    path.file_name().is_some_and(|n| n == name) && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "io")
-}
-
+/// Every `<model>/io/{scheduler_dpm,pipeline}.safetensors`, and the SAT trees made from such a
+/// folder (their schedule comes from the SAT yaml).
 pub fn run(root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
-    let cases: Vec<&PathBuf> = files
-        .iter()
-        .filter(|p| is_io_file(p, "scheduler_dpm.safetensors") || is_io_file(p, "pipeline.safetensors"))
-        .collect();
-    if cases.is_empty() {
-        return;
-    }
-    let device = match ComputeDevice::new(backend, Precision::F32) {
-        Ok(d) => d,
-        Err(e) => {
-            for path in cases {
-                report(CheckResult::failed(KIND, case_name(root, path), e.to_string()));
-            }
-            return;
-        }
-    };
-    for path in cases {
-        let case = case_name(root, path);
-        let outcome = if is_io_file(path, "pipeline.safetensors") {
-            check_pipeline(&case, path, &device, report)
+    let has_scheduler = |m: &Path| m.join("scheduler").is_dir();
+    let mut cases = cogvideox_cases(root, files, "scheduler_dpm.safetensors", has_scheduler);
+    cases.extend(cogvideox_cases(root, files, "pipeline.safetensors", has_scheduler));
+    run_cases(KIND, &cases, backend, report, |c, device, report| {
+        let config = c.source.scheduler_config().map_err(|e| e.to_string())?;
+        if c.io.file_name().is_some_and(|n| n == "pipeline.safetensors") {
+            check_pipeline(&c.case, &c.io, config, device, report)
         } else {
-            check_scheduler(&case, path, &device, report)
-        };
-        if let Err(e) = outcome {
-            report(CheckResult::failed(KIND, case, e));
+            check_scheduler(&c.case, &c.io, config, device, report)
         }
-    }
-}
-
-/// The model folder holding `io/` and its scheduler config.
-fn load_config(path: &Path) -> Result<SchedulerConfig, String> {
-    let model_dir = path.parent().and_then(Path::parent).ok_or("io/ folder has no parent model folder")?;
-    SchedulerConfig::load(model_dir).map_err(|e| e.to_string())
+    });
 }
 
 fn exact_i64(kind_case: String, ours: &[i64], reference: &[i64]) -> CheckResult {
@@ -83,11 +59,11 @@ fn exact_i64(kind_case: String, ours: &[i64], reference: &[i64]) -> CheckResult 
 fn check_scheduler(
     case: &str,
     path: &Path,
+    config: SchedulerConfig,
     device: &ComputeDevice,
     report: &mut dyn FnMut(CheckResult),
 ) -> Result<(), String> {
     let fx = TensorFile::open(path).map_err(|e| e.to_string())?;
-    let config = load_config(path)?;
 
     // The folder's config must be the one the fixture was made with.
     if let Some(meta_config) = fx.metadata().get("config") {
@@ -228,11 +204,12 @@ struct NoiseDraw {
 fn check_pipeline(
     case: &str,
     path: &Path,
+    config: SchedulerConfig,
     device: &ComputeDevice,
     report: &mut dyn FnMut(CheckResult),
 ) -> Result<(), String> {
     let fx = TensorFile::open(path).map_err(|e| e.to_string())?;
-    let config = load_config(path)?.for_tora();
+    let config = config.for_tora();
     let meta = fx.metadata();
     let settings: PipelineSettings = serde_json::from_str(meta.get("settings").ok_or("metadata has no 'settings'")?)
         .map_err(|e| format!("bad 'settings' metadata: {e}"))?;

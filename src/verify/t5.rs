@@ -9,49 +9,22 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{case_name, max_abs_diff, CheckResult, Kind};
-use crate::model::t5::T5TextEncoder;
-use crate::model::{ComputeDevice, Precision};
+use super::{cogvideox_cases, max_abs_diff, run_cases, CheckResult, Kind, ModelCase};
+use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
 use crate::Backend;
 
 /// Absolute tolerance on `last_hidden_state` in f32 (see the module docs for why).
 pub const HIDDEN_TOL_F32: f64 = 1e-4;
 
-fn is_t5_fixture(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == "t5.safetensors")
-        && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "io")
-}
-
+/// Every `<model>/io/t5.safetensors`, and the SAT trees made from such a folder (their T5 folder).
 pub fn run(root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
-    let cases: Vec<&PathBuf> = files.iter().filter(|p| is_t5_fixture(p)).collect();
-    if cases.is_empty() {
-        return;
-    }
-    let device = match ComputeDevice::new(backend, Precision::F32) {
-        Ok(d) => d,
-        Err(e) => {
-            for path in cases {
-                report(CheckResult::failed(Kind::T5, case_name(root, path), e.to_string()));
-            }
-            return;
-        }
-    };
-    for path in cases {
-        let case = case_name(root, path);
-        if let Err(e) = check_case(&case, path, &device, report) {
-            report(CheckResult::failed(Kind::T5, case, e));
-        }
-    }
+    let cases = cogvideox_cases(root, files, "t5.safetensors", |_| true);
+    run_cases(Kind::T5, &cases, backend, report, check_case);
 }
 
-fn check_case(
-    case: &str,
-    path: &Path,
-    device: &ComputeDevice,
-    report: &mut dyn FnMut(CheckResult),
-) -> Result<(), String> {
-    let fx = TensorFile::open(path).map_err(|e| e.to_string())?;
+fn check_case(c: &ModelCase, device: &ComputeDevice, report: &mut dyn FnMut(CheckResult)) -> Result<(), String> {
+    let (case, fx) = (c.case.as_str(), TensorFile::open(&c.io).map_err(|e| e.to_string())?);
     let meta = fx.metadata();
     let prompts: Vec<String> = serde_json::from_str(meta.get("prompts").ok_or("metadata has no 'prompts'")?)
         .map_err(|e| format!("bad 'prompts' metadata: {e}"))?;
@@ -63,8 +36,7 @@ fn check_case(
     if batch != prompts.len() {
         return Err(format!("{} prompts but input_ids has {batch} rows", prompts.len()));
     }
-    let model_dir = path.parent().and_then(Path::parent).ok_or("io/ folder has no parent model folder")?;
-    let enc = T5TextEncoder::load(model_dir, device).map_err(|e| e.to_string())?;
+    let enc = c.source.load_t5(device).map_err(|e| e.to_string())?;
 
     // Tokenizer: exact.
     let ours = enc.tokenizer.encode_batch(&prompts, max_length);

@@ -1,6 +1,8 @@
 //! `traj_extractor`, `mgf`, `transformer` parity: every `*/io/{traj_extractor,mgf,transformer}.safetensors`,
 //! run through the transformer loaded from the model folder the `io/` folder sits in (the same
-//! `ToraTransformer3D::load` a real checkpoint goes through).
+//! [`ModelSource`](crate::model::cogvideox::ModelSource) a real checkpoint goes through); the same
+//! files through every SAT tree made from that folder; and `<sat>/io_sat/transformer.safetensors`
+//! (Tora's own SAT forward) through the SAT tree with SAT semantics.
 //!
 //! - `traj_extractor`: one line per `feature_i` (the TE's maps for `input`);
 //! - `mgf`: one line (`fuser.<i>` named by the file's `module` metadata, `T` frames);
@@ -14,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::{case_name, max_abs_diff, CheckResult, Kind};
-use crate::model::cogvideox::{RotaryEmbedding, ToraTransformer3D};
-use crate::model::{ComputeDevice, Precision};
+use super::{cogvideox_cases, layout_note, max_abs_diff, run_cases, sat_semantics_cases, CheckResult, Kind, ModelCase};
+use crate::model::cogvideox::RotaryEmbedding;
+use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
 use crate::Backend;
 
@@ -31,36 +33,22 @@ fn file_name(kind: Kind) -> &'static str {
     }
 }
 
-fn is_fixture(kind: Kind, path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n == file_name(kind))
-        && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "io")
-        && path.parent().and_then(Path::parent).is_some_and(|m| m.join("transformer").join("config.json").is_file())
+/// `<model>/io/<file>` with `<model>/transformer/config.json`, the SAT trees made from such a
+/// folder (diffusers semantics), and for `transformer` also `<sat>/io_sat/transformer.safetensors`
+/// (Tora's own SAT forward, SAT semantics).
+fn cases(kind: Kind, root: &Path, files: &[PathBuf]) -> Vec<ModelCase> {
+    let mut cases =
+        cogvideox_cases(root, files, file_name(kind), |m| m.join("transformer").join("config.json").is_file());
+    if kind == Kind::Transformer {
+        cases.extend(sat_semantics_cases(root, files, file_name(kind)));
+    }
+    cases
 }
 
 pub fn run(kind: Kind, root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
-    let cases: Vec<&PathBuf> = files.iter().filter(|p| is_fixture(kind, p)).collect();
-    if cases.is_empty() {
-        return;
-    }
-    let device = match ComputeDevice::new(backend, Precision::F32) {
-        Ok(d) => d,
-        Err(e) => {
-            for path in cases {
-                report(CheckResult::failed(kind, case_name(root, path), e.to_string()));
-            }
-            return;
-        }
-    };
-    for path in cases {
-        let case = case_name(root, path);
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_case(kind, &case, path, &device, report)));
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => report(CheckResult::failed(kind, case, e)),
-            Err(_) => report(CheckResult::failed(kind, case, "the check panicked (see stderr)")),
-        }
-    }
+    run_cases(kind, &cases(kind, root, files), backend, report, |c, device, report| {
+        check_case(kind, c, device, report)
+    });
 }
 
 fn load_f32<const D: usize>(fx: &TensorFile, name: &str, device: &ComputeDevice) -> Result<Tensor<D>, String> {
@@ -71,9 +59,11 @@ fn load_f32<const D: usize>(fx: &TensorFile, name: &str, device: &ComputeDevice)
 }
 
 /// Compares `ours` with the fixture tensor `name` and reports one line `case/name`.
+#[allow(clippy::too_many_arguments)]
 fn compare<const D: usize>(
     kind: Kind,
     case: &str,
+    layout: &str,
     name: &str,
     ours: Tensor<D>,
     fx: &TensorFile,
@@ -89,7 +79,7 @@ fn compare<const D: usize>(
     } else {
         (f64::INFINITY, format!("shape {dims:?}, reference {:?}; ", reference.shape))
     };
-    note.push_str(&format!("{} f32", crate::model::device::backend_name(device.backend())));
+    note.push_str(&format!("{} f32{layout}", crate::model::device::backend_name(device.backend())));
     report(CheckResult::compare(kind, format!("{case}/{name}"), err, TOL_F32).with_note(note));
     Ok(())
 }
@@ -102,14 +92,14 @@ fn meta_usize(fx: &TensorFile, key: &str) -> Result<usize, String> {
 
 fn check_case(
     kind: Kind,
-    case: &str,
-    path: &Path,
+    c: &ModelCase,
     device: &ComputeDevice,
     report: &mut dyn FnMut(CheckResult),
 ) -> Result<(), String> {
-    let fx = TensorFile::open(path).map_err(|e| e.to_string())?;
-    let model_dir = path.parent().and_then(Path::parent).ok_or("io/ folder has no parent model folder")?;
-    let (model, config) = ToraTransformer3D::load(model_dir, device).map_err(|e| e.to_string())?;
+    let fx = TensorFile::open(&c.io).map_err(|e| e.to_string())?;
+    let (model, config) = c.source.load_transformer(device).map_err(|e| e.to_string())?;
+    let (case, layout) = (c.case.as_str(), layout_note(&c.source));
+    let layout = layout.as_str();
     match kind {
         Kind::TrajExtractor => {
             let input: Tensor<5> = load_f32(&fx, "input", device)?;
@@ -123,7 +113,7 @@ fn check_case(
                 return Err(format!("fixture has {} feature maps, the model makes {}", names.len(), features.len()));
             }
             for (name, feature) in names.iter().zip(features) {
-                compare(kind, case, name, feature, &fx, device, report)?;
+                compare(kind, case, layout, name, feature, &fx, device, report)?;
             }
         }
         Kind::Mgf => {
@@ -141,14 +131,21 @@ fn check_case(
             let frames = meta_usize(&fx, "T")?;
             let h: Tensor<4> = load_f32(&fx, "h", device)?;
             let flow: Tensor<4> = load_f32(&fx, "flow_feature", device)?;
-            compare(kind, case, "output", fuser.forward(h, flow, frames), &fx, device, report)?;
+            compare(kind, case, layout, "output", fuser.forward(h, flow, frames), &fx, device, report)?;
         }
         _ => {
-            let (height, width, frames) =
-                (meta_usize(&fx, "height")?, meta_usize(&fx, "width")?, meta_usize(&fx, "latent_frames")?);
-            let rotary = RotaryEmbedding::for_output(&config, height, width, frames, device);
-            compare(kind, case, "image_rotary_emb_cos", rotary.cos.clone(), &fx, device, report)?;
-            compare(kind, case, "image_rotary_emb_sin", rotary.sin.clone(), &fx, device, report)?;
+            // The RoPE tables as the pipeline makes them for the output size, when the file has
+            // them (Tora's SAT forward in io_sat/ does not export them: the model makes its own).
+            let rotary = if fx.names().iter().any(|n| n == "image_rotary_emb_cos") {
+                let (height, width, frames) =
+                    (meta_usize(&fx, "height")?, meta_usize(&fx, "width")?, meta_usize(&fx, "latent_frames")?);
+                let rotary = RotaryEmbedding::for_output(&config, height, width, frames, device);
+                compare(kind, case, layout, "image_rotary_emb_cos", rotary.cos.clone(), &fx, device, report)?;
+                compare(kind, case, layout, "image_rotary_emb_sin", rotary.sin.clone(), &fx, device, report)?;
+                Some(rotary)
+            } else {
+                None
+            };
             let hidden: Tensor<5> = load_f32(&fx, "hidden_states", device)?;
             let text: Tensor<3> = load_f32(&fx, "encoder_hidden_states", device)?;
             let flow: Tensor<5> = load_f32(&fx, "video_flow", device)?;
@@ -158,11 +155,11 @@ fn check_case(
                 TensorData::new(steps.data.iter().map(|&t| t as f32).collect::<Vec<f32>>(), [n]),
                 (device.device(), DType::F32),
             );
-            let rope = config.use_rotary_positional_embeddings.then_some(&rotary);
+            let rope = rotary.as_ref().filter(|_| config.use_rotary_positional_embeddings);
             let with_flow = model.forward(hidden.clone(), text.clone(), timestep.clone(), Some(flow), rope);
-            compare(kind, case, "output_with_flow", with_flow, &fx, device, report)?;
+            compare(kind, case, layout, "output_with_flow", with_flow, &fx, device, report)?;
             let no_flow = model.forward(hidden, text, timestep, None, rope);
-            compare(kind, case, "output_no_flow", no_flow, &fx, device, report)?;
+            compare(kind, case, layout, "output_no_flow", no_flow, &fx, device, report)?;
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `vae_encode` / `vae_decode` parity: every `*/io/vae_encode.safetensors` and
 //! `*/io/vae_decode.safetensors`, using the model folder the `io/` folder sits in (loaded through
-//! `AutoencoderKLCogVideoX::load`, the path a real checkpoint takes).
+//! [`ModelSource`](crate::model::cogvideox::ModelSource), the path a real checkpoint takes), and
+//! the same files through every SAT tree made from that folder (`3d-vae.pt`).
 //!
 //! vae_encode: `latent_mean`, `latent_logvar`, `latent_sample` (from the stored `noise`) of
 //! `video`; `image_latent_mean/logvar` of `image`; `latent_mean/logvar_tiled` of `video_tiled`
@@ -14,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::{case_name, max_abs_diff, CheckResult, Kind};
-use crate::model::cogvideox::vae::{AutoencoderKLCogVideoX, Tiling, VaeConfig};
-use crate::model::{ComputeDevice, Precision};
+use super::{cogvideox_cases, layout_note, max_abs_diff, run_cases, CheckResult, Kind, ModelCase};
+use crate::model::cogvideox::vae::{Tiling, VaeConfig};
+use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
 use crate::Backend;
 
@@ -30,41 +31,19 @@ fn file_name(kind: Kind) -> &'static str {
     }
 }
 
-/// `<model>/io/vae_{encode,decode}.safetensors` whose model folder's `vae/config.json` names
-/// `AutoencoderKLCogVideoX` (other models' VAE fixtures share the file names).
-fn is_fixture(path: &Path, kind: Kind) -> bool {
-    let in_io = path.file_name().is_some_and(|n| n == file_name(kind))
-        && path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "io");
-    let Some(model_dir) = path.parent().and_then(Path::parent) else { return false };
-    in_io && vae_class(model_dir).as_deref() == Some("AutoencoderKLCogVideoX")
-}
-
 fn vae_class(model_dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(model_dir.join("vae").join("config.json")).ok()?;
     let config: serde_json::Value = serde_json::from_str(&text).ok()?;
     config.get("_class_name")?.as_str().map(str::to_string)
 }
 
+/// `<model>/io/vae_{encode,decode}.safetensors` whose model folder's `vae/config.json` names
+/// `AutoencoderKLCogVideoX` (other models' VAE fixtures share the file names), and the SAT trees
+/// made from such a folder.
 pub fn run(kind: Kind, root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
-    let cases: Vec<&PathBuf> = files.iter().filter(|p| is_fixture(p, kind)).collect();
-    if cases.is_empty() {
-        return;
-    }
-    let device = match ComputeDevice::new(backend, Precision::F32) {
-        Ok(d) => d,
-        Err(e) => {
-            for path in cases {
-                report(CheckResult::failed(kind, case_name(root, path), e.to_string()));
-            }
-            return;
-        }
-    };
-    for path in cases {
-        let case = case_name(root, path);
-        if let Err(e) = check_case(kind, &case, path, &device, report) {
-            report(CheckResult::failed(kind, case, e));
-        }
-    }
+    let cases =
+        cogvideox_cases(root, files, file_name(kind), |m| vae_class(m).as_deref() == Some("AutoencoderKLCogVideoX"));
+    run_cases(kind, &cases, backend, report, |c, device, report| check_case(kind, c, device, report));
 }
 
 /// A fixture tensor on the device.
@@ -76,9 +55,11 @@ fn input(fx: &TensorFile, name: &str, device: &ComputeDevice) -> Result<Tensor<5
 }
 
 /// Compares `ours` with the fixture's `name`, reporting one line.
+#[allow(clippy::too_many_arguments)]
 fn compare(
     kind: Kind,
     case: &str,
+    layout: &str,
     fx: &TensorFile,
     name: &str,
     ours: Tensor<5>,
@@ -88,7 +69,7 @@ fn compare(
     let reference = fx.f32(name).map_err(|e| e.to_string())?;
     let dims = ours.dims();
     let values: Vec<f32> = ours.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name} back: {e:?}"))?;
-    let mut note = format!("{} f32", crate::model::device::backend_name(device.backend()));
+    let mut note = format!("{} f32{layout}", crate::model::device::backend_name(device.backend()));
     let err = if dims.as_slice() == reference.shape.as_slice() {
         max_abs_diff(&values, &reference.data)
     } else {
@@ -125,18 +106,18 @@ fn fixture_tiling(fx: &TensorFile, config: &VaeConfig) -> Result<Tiling, String>
 
 fn check_case(
     kind: Kind,
-    case: &str,
-    path: &Path,
+    c: &ModelCase,
     device: &ComputeDevice,
     report: &mut dyn FnMut(CheckResult),
 ) -> Result<(), String> {
-    let fx = TensorFile::open(path).map_err(|e| e.to_string())?;
-    let model_dir = path.parent().and_then(Path::parent).ok_or("io/ folder has no parent model folder")?;
-    let (mut vae, config) = AutoencoderKLCogVideoX::load(model_dir, device).map_err(|e| e.to_string())?;
+    let fx = TensorFile::open(&c.io).map_err(|e| e.to_string())?;
+    let mut vae = c.source.load_vae(device).map_err(|e| e.to_string())?;
+    let config = c.source.vae_config().map_err(|e| e.to_string())?;
+    let (case, layout) = (c.case.as_str(), layout_note(&c.source));
     let names = fx.names();
     let has = |n: &str| names.iter().any(|x| x == n);
     let cmp = |name: &str, ours: Tensor<5>, report: &mut dyn FnMut(CheckResult)| {
-        compare(kind, case, &fx, name, ours, device, report)
+        compare(kind, case, &layout, &fx, name, ours, device, report)
     };
     match kind {
         Kind::VaeEncode => {

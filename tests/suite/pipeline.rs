@@ -192,5 +192,56 @@ fn generate_reports_bad_input_clearly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("4k+1"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8k+1"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `generate --model <SAT ckpts/>`: Tora's SAT tree runs as-is (I2V, SAT semantics: any size,
+/// since SAT never adds the learned positional embedding), and `verify` passes every transformer,
+/// VAE, T5, scheduler and pipeline check through the SAT files.
+#[test]
+fn generate_and_verify_through_a_sat_tree() {
+    let root = fixtures_root();
+    let trees: Vec<PathBuf> = verify::walk_files(&root)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "mp_rank_00_model_states.pt"))
+        .filter_map(|p| Some(p.parent()?.parent()?.parent()?.to_path_buf()))
+        .collect();
+    if trees.is_empty() {
+        verify::say_loudly("WARNING: no SAT fixture tree (tora/<variant>/mp_rank_00_model_states.pt): SKIPPED");
+        return;
+    }
+    for tree in &trees {
+        let tmp = tempfile::tempdir().unwrap();
+        let points = write_points(tmp.path());
+        let image_path = tmp.path().join("first.png");
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 60]))
+            .save(&image_path)
+            .unwrap();
+        let out_dir = tmp.path().join("frames");
+        let mut cmd = bin();
+        cmd.args(["generate", "--model"]).arg(tree).args(["--prompt", "a kite", "--steps", "2"]);
+        cmd.args(["--size", "64x48", "--frames", "17", "--image"]).arg(&image_path);
+        cmd.arg("--out").arg(&out_dir).arg("--points").args(&points);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "SAT generate failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 17);
+    }
+
+    let kinds = [Kind::Transformer, Kind::TrajExtractor, Kind::Mgf, Kind::VaeEncode, Kind::VaeDecode, Kind::T5];
+    let kinds: Vec<Kind> = kinds.into_iter().chain([Kind::Scheduler, Kind::Pipeline]).collect();
+    for tree in &trees {
+        // Rooted at the SAT tree: only its own checks run (its twin's io files are read from beside it).
+        let name = tree.display();
+        let results = verify::run(tree, &kinds, Backend::Cpu, |_| {});
+        for kind in &kinds {
+            assert!(
+                results.iter().any(|r| r.kind == *kind),
+                "{name}: no {} check ran through the SAT files",
+                kind.name()
+            );
+        }
+        assert!(results.iter().any(|r| r.case.contains("io_sat/")), "{name}: the SAT-semantics check did not run");
+        let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
 }

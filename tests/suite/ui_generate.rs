@@ -300,3 +300,73 @@ fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(from, to).unwrap();
     }
 }
+
+/// Tora's SAT trees under the fixtures (folders holding `tora/<variant>/mp_rank_00_model_states.pt`).
+fn sat_trees() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_root())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|d| {
+            std::fs::read_dir(d.join("tora"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|v| v.path().join("mp_rank_00_model_states.pt").is_file())
+        })
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        tora_studio::verify::say_loudly(
+            "WARNING: no SAT fixture tree (tora/<variant>/mp_rank_00_model_states.pt): SKIPPED",
+        );
+    }
+    dirs
+}
+
+#[test]
+fn a_sat_tree_generates_from_the_studio_at_any_size() {
+    for model in sat_trees() {
+        let report = scan_model_folder(&model);
+        assert!(report.usable(), "{}", report.summary());
+        assert_eq!(report.image_to_video, Some(true), "the tiny SAT fixture is Tora's I2V");
+        // SAT never adds the learned positional embedding, so the size is free (unlike its diffusers twin).
+        assert!(!report.fixed_size);
+
+        // A size and length other than the model's sample grid.
+        let scene = Scene {
+            width: 64,
+            height: 48,
+            frames: 17,
+            tracks: vec![Track::new("t", [230, 57, 70], vec![Keyframe::at(10.0, 10.0), Keyframe::at(50.0, 40.0)])],
+            ..Scene::default()
+        };
+        let data = tempfile::tempdir().unwrap();
+        let image = data.path().join("first.png");
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])).save(&image).unwrap();
+        let mut h = studio(scene, data.path());
+        h.state_mut().generate_form_mut().model_dir = model.display().to_string();
+        h.state_mut().generate_form_mut().settings.prompt = "a kite".into();
+        h.state_mut().generate_form_mut().settings.steps = 2;
+        h.state_mut().generate_form_mut().settings.image = Some(image);
+        pump_until(&mut h, "the SAT scan", Duration::from_secs(30), |a| {
+            a.model_report().is_some_and(|r| r.dir == model && r.usable())
+        });
+        h.state_mut().set_side_tab(SideTab::Models);
+        h.run_steps(2);
+        assert!(h.query_all_by_label_contains("Tora SAT checkpoint tree").next().is_some());
+        h.state_mut().set_side_tab(SideTab::Generate);
+        h.run_steps(2);
+        click(&mut h, "Generate video");
+        pump_until(&mut h, "the SAT run", Duration::from_secs(600), |a| !a.generation_running());
+        assert!(
+            matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
+            "{:?}; notices {:?}",
+            h.state().generation_outcome(),
+            h.state().notices()
+        );
+        assert_eq!(h.state().result_frames(), 17);
+        h.state_mut().shutdown();
+    }
+}

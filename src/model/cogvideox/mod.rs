@@ -15,3 +15,7 @@ pub use transformer::ToraTransformer3D;
 // 3D causal VAE (issue 6).
 pub mod vae;
 pub use vae::{AutoencoderKLCogVideoX, LatentDist, Tiling, VaeConfig};
+
+// Which files a model folder holds (diffusers or Tora's SAT tree) and loading each part from them.
+pub mod source;
+pub use source::ModelSource;

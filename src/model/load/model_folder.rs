@@ -690,4 +690,32 @@ impl SatYaml {
             "use_quant_conv": false,
         }))
     }
+
+    /// The diffusers `scheduler/scheduler_config.json` (`CogVideoXDPMScheduler`, diffusers' port of
+    /// SAT's `VPSDEDPMPP2MSampler`) for this yaml: SAT's `LegacyDDPMDiscretization` defaults
+    /// (1000 steps, √-linear betas 0.00085..0.012), zero-terminal-SNR rescaling, v-prediction
+    /// (`VideoScaling`), trailing timesteps, and the yaml's `ZeroSNRDDPMDiscretization.shift_scale`.
+    pub fn scheduler_config(&self) -> Value {
+        let shift = ["sampler_config", "denoiser_config"]
+            .iter()
+            .find_map(|c| self.at(&["model", c, "params", "discretization_config", "params", "shift_scale"])?.as_f64())
+            .unwrap_or(1.0);
+        json!({
+            "_class_name": "CogVideoXDPMScheduler",
+            "beta_end": 0.012,
+            "beta_schedule": "scaled_linear",
+            "beta_start": 0.00085,
+            "clip_sample": false,
+            "clip_sample_range": 1.0,
+            "num_train_timesteps": 1000,
+            "prediction_type": "v_prediction",
+            "rescale_betas_zero_snr": true,
+            "sample_max_value": 1.0,
+            "set_alpha_to_one": true,
+            "snr_shift_scale": shift,
+            "steps_offset": 0,
+            "timestep_spacing": "trailing",
+            "trained_betas": null,
+        })
+    }
 }

@@ -129,13 +129,15 @@ pub struct SatSemantics {
     /// position_embedding_forward` returns None, so the loaded embedding is never added.
     pub add_learned_pos_embedding: bool,
     /// eps of the final adaLN LayerNorm (`norm_out.norm`): SAT's `FinalLayerMixin` hard-codes 1e-6,
-    /// diffusers uses the config's `norm_eps` (1e-5). Block and `norm_final` LayerNorms agree.
-    pub final_norm_eps: f64,
+    /// diffusers uses the config's `norm_eps` (1e-5; `None` here). Block and `norm_final` LayerNorms agree.
+    pub final_norm_eps: Option<f64>,
 }
 
 impl SatSemantics {
     /// Tora's SAT inference (`sat/dit_video_concat.py`).
-    pub const TORA_SAT: SatSemantics = SatSemantics { add_learned_pos_embedding: false, final_norm_eps: 1e-6 };
+    pub const TORA_SAT: SatSemantics = SatSemantics { add_learned_pos_embedding: false, final_norm_eps: Some(1e-6) };
+    /// diffusers' `ToraTransformer3DModel` on the same weights.
+    pub const DIFFUSERS: SatSemantics = SatSemantics { add_learned_pos_embedding: true, final_norm_eps: None };
 }
 
 // ---------------------------------------------------------------------------------------------
