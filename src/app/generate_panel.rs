@@ -261,7 +261,15 @@ impl StudioApp {
                 .map_err(|e| format!("{}: cannot use it as the first frame: {e}", path.display()))?;
         }
         let (backend, precision) = form.compute.backend_precision();
-        Ok(GenerateRequest { model_dir, settings, scene: self.scene.clone(), backend, precision })
+        Ok(GenerateRequest {
+            model_dir,
+            settings,
+            scene: self.scene.clone(),
+            backend,
+            precision,
+            family: None,
+            extras: Default::default(),
+        })
     }
 
     fn spawn_generation(&mut self, request: GenerateRequest, ctx: &egui::Context) {

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use crate::export;
 use crate::model::Precision;
 use crate::pipeline::memory::format_bytes;
+use crate::pipeline::request::{Family, ModelExtras};
 use crate::pipeline::{run::run_request, Event, GenerateRequest, Generation, MotionGuidance, Settings};
 use crate::Backend;
 
@@ -32,10 +33,21 @@ pub struct GenerateArgs {
     /// First frame for image-to-video models.
     #[arg(long)]
     image: Option<PathBuf>,
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
-    #[arg(long, default_value_t = 6.0)]
-    guidance: f64,
+    /// Sampling steps (default: 50 for CogVideoX, 30 for OpenSora 1.2).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Classifier-free guidance scale (default: 6 for CogVideoX, 7 for OpenSora 1.2).
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// The backbone (default: told by the model folder: a STDiT3 config means OpenSora 1.2).
+    #[arg(long, value_enum)]
+    family: Option<Family>,
+    /// OpenSora: the T5 v1.1 XXL folder when the model folder has none (a CogVideoX/Tora T5 folder works).
+    #[arg(long)]
+    text_encoder: Option<PathBuf>,
+    /// OpenSora: Tora's TE/MGF weights for STDiT3 (safetensors; default `<model>/tora_motion.safetensors`).
+    #[arg(long)]
+    motion_weights: Option<PathBuf>,
     /// Keep the guidance scale fixed instead of CogVideoX's dynamic schedule.
     #[arg(long)]
     fixed_guidance: bool,
@@ -82,11 +94,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if scene.tracks.is_empty() {
         bail!("no trajectories: pass --project P.json or --points A.txt [B.txt ...]");
     }
+    let family = args.family.unwrap_or_else(|| Family::detect(&args.model));
     let settings = Settings {
         prompt: args.prompt.clone(),
         negative_prompt: args.negative.clone(),
-        steps: args.steps,
-        guidance_scale: args.guidance,
+        steps: args.steps.unwrap_or(if family == Family::OpenSora { 30 } else { 50 }),
+        guidance_scale: args.guidance.unwrap_or(if family == Family::OpenSora { 7.0 } else { 6.0 }),
         use_dynamic_cfg: !args.fixed_guidance,
         seed: args.seed,
         motion: MotionGuidance { strength: args.motion_strength, start: args.motion_range.0, end: args.motion_range.1 },
@@ -98,6 +111,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         scene: scene.clone(),
         backend: args.backend,
         precision: args.precision,
+        family: Some(family),
+        extras: ModelExtras { text_encoder: args.text_encoder.clone(), motion_weights: args.motion_weights.clone() },
     };
     // The same worker the studio uses; this thread only draws the progress bar.
     let generation = Generation::spawn(move |reporter| run_request(&request, reporter), None);

@@ -5,13 +5,16 @@
 //! - [`worker`]: the background thread, its [`events`] and [`cancel`] token;
 //! - [`latent_preview`]: the cheap per-step RGB preview; [`memory`]: peak memory per phase;
 //! - [`takes`]: the on-disk history of finished takes;
-//! - [`tora`]: the Tora run on CogVideoX (T2V/I2V); [`run`]: a request end to end (scene -> flow,
-//!   first frame, seeded noise, then [`tora::generate`]) — what the studio and `generate` call.
+//! - [`tora`]: the Tora run on CogVideoX (T2V/I2V); [`opensora`]: Tora on OpenSora 1.2 (T2V);
+//!   [`run`]: a request end to end (scene -> flow, first frame, seeded noise, then the family's
+//!   `generate`, chosen by what the model folder holds) — what the studio and `generate` call.
 
 pub mod cancel;
 pub mod events;
 pub mod latent_preview;
 pub mod memory;
+pub mod opensora;
+mod phases;
 pub mod request;
 pub mod run;
 pub mod takes;

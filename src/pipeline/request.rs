@@ -82,6 +82,48 @@ pub struct GenerateRequest {
     pub scene: Scene,
     pub backend: Backend,
     pub precision: Precision,
+    /// The backbone; `None` = told by what the model folder holds.
+    pub family: Option<Family>,
+    /// Parts that may live outside the model folder (OpenSora: T5, Tora's TE/MGF weights).
+    pub extras: ModelExtras,
+}
+
+/// Which backbone Tora runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Family {
+    /// CogVideoX-5B: Tora's released weights (diffusers folder or SAT tree), T2V and I2V.
+    #[value(name = "cogvideox")]
+    CogVideoX,
+    /// OpenSora 1.2 (STDiT3 + VAE v1.2), the paper's own backbone, T2V.
+    #[value(name = "opensora")]
+    OpenSora,
+}
+
+impl Family {
+    /// Tells the family by the folder's content (a STDiT3 config means OpenSora).
+    pub fn detect(model_dir: &std::path::Path) -> Family {
+        if super::opensora::is_opensora_folder(model_dir) {
+            Family::OpenSora
+        } else {
+            Family::CogVideoX
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::CogVideoX => "CogVideoX",
+            Family::OpenSora => "OpenSora 1.2",
+        }
+    }
+}
+
+/// Model parts given apart from the model folder.
+#[derive(Debug, Clone, Default)]
+pub struct ModelExtras {
+    /// A T5 folder (OpenSora folders often come without one; the CogVideoX/Tora T5 is the same model).
+    pub text_encoder: Option<PathBuf>,
+    /// Tora's TE/MGF weights for STDiT3 (a safetensors file).
+    pub motion_weights: Option<PathBuf>,
 }
 
 /// The shape facts of a loaded model family that decide which sizes it can make.

@@ -7,7 +7,8 @@ use image::imageops::FilterType;
 
 use super::events::Generated;
 use super::events::Progress;
-use super::request::GenerateRequest;
+use super::opensora;
+use super::request::{Family, GenerateRequest};
 use super::tora::{self, ClipShape, Conditioning};
 use super::PipelineError;
 use crate::flow;
@@ -24,6 +25,19 @@ pub fn run_request(request: &GenerateRequest, progress: &dyn Progress) -> Result
         frames: scene.frames as usize,
         fps: scene.fps,
     };
+    let family = request.family.unwrap_or_else(|| Family::detect(&request.model_dir));
+    if family == Family::OpenSora {
+        let extras = &request.extras;
+        let files = opensora::OpenSoraFiles::find(
+            &request.model_dir,
+            extras.text_encoder.as_deref(),
+            extras.motion_weights.as_deref(),
+        )?;
+        let field = flow::scene_motion_field(scene)?;
+        let device = ComputeDevice::new(request.backend, request.precision)?;
+        let mut noise = SeededNoise::new(request.settings.seed);
+        return opensora::generate(&files, &request.settings, shape, field.video_flow(), &device, &mut noise, progress);
+    }
     tora::check_model(&request.model_dir, &shape, request.settings.image.is_some())?;
     let field = flow::scene_motion_field(scene)?;
     let image = match &request.settings.image {

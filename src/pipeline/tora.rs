@@ -20,12 +20,11 @@ use std::time::Instant;
 
 use burn::tensor::{DType, Tensor, TensorData};
 
-use super::events::{Event, Generated, Phase, PhaseReport, Progress};
+use super::events::{Event, Generated, Phase, Progress};
 use super::latent_preview::{pool_rgb, LatentToRgb};
-use super::memory;
+use super::phases::{to_rgb_frames, PhaseClock};
 use super::request::{ModelLimits, Settings};
 use super::PipelineError;
-use crate::export::RgbFrames;
 use crate::model::cogvideox::vae::AutoencoderKLCogVideoX;
 use crate::model::cogvideox::{rope::RotaryEmbedding, ModelSource, TransformerConfig};
 use crate::model::t5::COGVIDEOX_MAX_SEQUENCE_LENGTH;
@@ -84,32 +83,6 @@ fn check_source(source: &ModelSource, shape: &ClipShape, has_image: bool) -> Res
     let config = source.transformer_config()?;
     limits(&config).check(shape.width as u32, shape.height as u32, shape.frames as u32, has_image)?;
     Ok(config)
-}
-
-struct PhaseClock {
-    phase: Phase,
-    started: Instant,
-}
-
-impl PhaseClock {
-    fn start(phase: Phase, detail: impl Into<String>, progress: &dyn Progress) -> Result<Self, PipelineError> {
-        if progress.cancelled() {
-            return Err(PipelineError::Cancelled);
-        }
-        memory::reset_peak();
-        progress.event(Event::Phase { phase, detail: detail.into() });
-        Ok(PhaseClock { phase, started: Instant::now() })
-    }
-
-    fn finish(self, progress: &dyn Progress, reports: &mut Vec<PhaseReport>) {
-        let report = PhaseReport {
-            phase: self.phase,
-            seconds: self.started.elapsed().as_secs_f64(),
-            peak_bytes: memory::peak_rss_bytes(),
-        };
-        progress.event(Event::PhaseDone(report.clone()));
-        reports.push(report);
-    }
 }
 
 fn host(t: Tensor<5>) -> (Vec<usize>, Vec<f32>) {
@@ -315,24 +288,6 @@ pub fn generate_from(
     };
     clock.finish(progress, &mut reports);
     Ok(Generated { frames, phases: reports, elapsed: run_started.elapsed() })
-}
-
-/// `[1, 3, T, H, W]` in [0, 1] -> 8-bit RGB frames (`round(255·x)`, as diffusers' numpy_to_pil).
-fn to_rgb_frames(dims: &[usize], data: &[f32], fps: f32) -> RgbFrames {
-    let (t, h, w) = (dims[2], dims[3], dims[4]);
-    let frames = (0..t)
-        .map(|f| {
-            let mut rgb = vec![0u8; h * w * 3];
-            for c in 0..3 {
-                let plane = &data[(c * t + f) * h * w..(c * t + f + 1) * h * w];
-                for (p, &v) in plane.iter().enumerate() {
-                    rgb[p * 3 + c] = (v * 255.0).round().clamp(0.0, 255.0) as u8;
-                }
-            }
-            rgb
-        })
-        .collect();
-    RgbFrames { width: w as u32, height: h as u32, fps, frames }
 }
 
 /// Fits the latent->RGB preview map to this VAE: decodes one small latent frame made of the run's
