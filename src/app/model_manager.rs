@@ -20,10 +20,14 @@ const TORA_SOURCE: &str =
     "huggingface.co/Alibaba-Research-Intelligence-Computing/Tora (diffusers folder, or sat/ckpts)";
 const COGVIDEOX_SOURCE: &str = "huggingface.co/THUDM/CogVideoX-5b (or CogVideoX-5b-I2V for image-to-video)";
 
-/// Where a missing component comes from.
-pub fn source_of(kind: ComponentKind) -> &'static str {
-    match kind {
-        ComponentKind::Transformer | ComponentKind::ModelConfig => TORA_SOURCE,
+const OPENSORA_SOURCE: &str =
+    "huggingface.co/hpcai-tech/OpenSora-STDiT-v3 and OpenSora-VAE-v1.2 (T5: DeepFloyd/t5-v1_1-xxl)";
+
+/// Where a missing component of a folder of this kind comes from.
+pub fn source_of(kind: ComponentKind, folder: &FolderKind) -> &'static str {
+    match (folder, kind) {
+        (FolderKind::OpenSora, _) => OPENSORA_SOURCE,
+        (_, ComponentKind::Transformer | ComponentKind::ModelConfig | ComponentKind::MotionWeights) => TORA_SOURCE,
         _ => COGVIDEOX_SOURCE,
     }
 }
@@ -139,6 +143,10 @@ pub fn scan(dir: &Path) -> FolderReport {
         return report;
     }
     report.folder = ModelFolder::inspect(dir).map_err(|e| e.to_string());
+    if matches!(report.folder, Ok(ModelFolder { kind: FolderKind::OpenSora, .. })) {
+        report.image_to_video = Some(false);
+        return report;
+    }
     // The same config (and SAT semantics) the run will use: from config.json or the SAT yaml.
     if let Ok(config) = ModelSource::open(dir).and_then(|source| source.transformer_config()) {
         let limits = crate::pipeline::tora::limits(&config);
@@ -235,6 +243,17 @@ impl StudioApp {
             FolderKind::Sat => "Tora SAT checkpoint tree (runs as Tora's SAT code does: no learned positional \
                                 embedding added, final LayerNorm eps 1e-6)"
                 .to_string(),
+            FolderKind::OpenSora => {
+                let tora = folder.component(ComponentKind::MotionWeights).is_some();
+                format!(
+                    "OpenSora 1.2 (the paper's backbone), text-to-video; {}",
+                    if tora {
+                        "with Tora's motion weights"
+                    } else {
+                        "no Tora motion weights (tora_motion.safetensors): plain OpenSora, the trajectory has no effect"
+                    }
+                )
+            }
             FolderKind::Component(k) => format!("only a {} folder: choose the pipeline folder above it", k.name()),
         });
         match report.image_to_video {
@@ -262,7 +281,7 @@ impl StudioApp {
             });
             ui.indent(kind.name(), |ui| {
                 ui.colored_label(ERROR_COLOUR, hint);
-                ui.weak(format!("get it from {}", source_of(kind)));
+                ui.weak(format!("get it from {}", source_of(kind, &folder.kind)));
             });
         }
     }

@@ -29,6 +29,7 @@ use super::phases::{to_rgb_frames, PhaseClock};
 use super::request::Settings;
 use super::tora::ClipShape;
 use super::PipelineError;
+use crate::model::load::model_folder::opensora_t5_dir;
 use crate::model::load::{read_config, ComponentDir, LoadError};
 use crate::model::opensora::tora::ToraStdit3;
 use crate::model::opensora::vae::OpenSoraVae;
@@ -38,8 +39,7 @@ use crate::model::ComputeDevice;
 use crate::sampling::rflow::{Rflow, RflowConfig, VideoSize};
 use crate::sampling::NoiseSource;
 
-/// The file of Tora's TE/MGF weights for STDiT3 looked for in the model folder.
-pub const MOTION_WEIGHTS_FILE: &str = "tora_motion.safetensors";
+pub use crate::model::load::model_folder::{is_opensora_folder, OPENSORA_MOTION_WEIGHTS as MOTION_WEIGHTS_FILE};
 
 /// The parts of an OpenSora 1.2 model folder.
 #[derive(Debug, Clone)]
@@ -50,18 +50,6 @@ pub struct OpenSoraFiles {
     pub text_encoder: PathBuf,
     /// Tora's TE/MGF weights, when there are any.
     pub motion_weights: Option<PathBuf>,
-}
-
-/// True when `dir` is an OpenSora model folder (a STDiT3 `config.json` in `stdit3/` or in `dir`).
-pub fn is_opensora_folder(dir: &Path) -> bool {
-    [dir.join("stdit3").join("config.json"), dir.join("config.json")].iter().any(|p| {
-        std::fs::read_to_string(p).is_ok_and(|text| {
-            serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
-                v.get("model_type").and_then(|m| m.as_str()) == Some("STDiT3")
-                    || v.get("architectures").and_then(|a| a.get(0)).and_then(|m| m.as_str()) == Some("STDiT3")
-            })
-        })
-    })
 }
 
 impl OpenSoraFiles {
@@ -81,17 +69,13 @@ impl OpenSoraFiles {
         }
         let text_encoder = match text_encoder {
             Some(p) => p.to_path_buf(),
-            None => ["t5-v1_1-xxl", "t5", "text_encoder"]
-                .iter()
-                .map(|name| if *name == "text_encoder" { dir.to_path_buf() } else { dir.join(name) })
-                .find(|d| d.join("config.json").is_file() || d.join("text_encoder").join("config.json").is_file())
-                .ok_or_else(|| LoadError::NotFound {
-                    path: dir.join("t5-v1_1-xxl"),
-                    hint: " (OpenSora 1.2 reads captions with T5 v1.1 XXL (DeepFloyd/t5-v1_1-xxl): put it in \
+            None => opensora_t5_dir(dir).ok_or_else(|| LoadError::NotFound {
+                path: dir.join("t5-v1_1-xxl"),
+                hint: " (OpenSora 1.2 reads captions with T5 v1.1 XXL (DeepFloyd/t5-v1_1-xxl): put it in \
                            t5-v1_1-xxl/ or text_encoder/ + tokenizer/, or pass --text-encoder DIR; the T5 of a \
                            CogVideoX/Tora download is the same model)"
-                        .into(),
-                })?,
+                    .into(),
+            })?,
         };
         let motion_weights = match motion_weights {
             Some(p) if p.is_file() => Some(p.to_path_buf()),

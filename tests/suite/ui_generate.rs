@@ -370,3 +370,75 @@ fn a_sat_tree_generates_from_the_studio_at_any_size() {
         h.state_mut().shutdown();
     }
 }
+
+/// An OpenSora 1.2 folder as a user assembles it (links to the tiny fixtures: STDiT3, VAE v1.2 with
+/// its 2D VAE, and a T5 of the caption width in `text_encoder/` + `tokenizer/`).
+fn opensora_folder(into: &Path) -> Option<PathBuf> {
+    let root = fixtures_root();
+    let opensora =
+        std::fs::read_dir(&root).ok()?.flatten().map(|e| e.path()).find(|d| d.join("stdit3/config.json").is_file())?;
+    let stdit3: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(opensora.join("stdit3/config.json")).ok()?).ok()?;
+    let width = stdit3["caption_channels"].as_u64()?;
+    let t5 = std::fs::read_dir(&root).ok()?.flatten().map(|e| e.path()).find(|d| {
+        std::fs::read_to_string(d.join("text_encoder/config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|c| c["d_model"].as_u64() == Some(width))
+    })?;
+    let dir = into.join("opensora");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&opensora).unwrap().flatten() {
+        if entry.file_name() != "io" {
+            std::os::unix::fs::symlink(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    for part in ["text_encoder", "tokenizer"] {
+        std::os::unix::fs::symlink(t5.join(part), dir.join(part)).unwrap();
+    }
+    Some(dir)
+}
+
+#[test]
+fn an_opensora_folder_generates_from_the_studio() {
+    let data = tempfile::tempdir().unwrap();
+    let Some(model) = opensora_folder(data.path()) else {
+        tora_studio::verify::say_loudly("WARNING: no OpenSora fixture with a fitting T5: SKIPPED");
+        return;
+    };
+    let report = scan_model_folder(&model);
+    assert!(report.usable(), "{}", report.summary());
+    assert_eq!(report.image_to_video, Some(false));
+    assert!(report.summary().contains("text-to-video"), "{}", report.summary());
+
+    let scene = Scene {
+        width: 64,
+        height: 48,
+        frames: 17,
+        tracks: vec![Track::new("t", [230, 57, 70], vec![Keyframe::at(10.0, 10.0), Keyframe::at(50.0, 40.0)])],
+        ..Scene::default()
+    };
+    let mut h = studio(scene, data.path());
+    h.state_mut().generate_form_mut().model_dir = model.display().to_string();
+    h.state_mut().generate_form_mut().settings.prompt = "a kite".into();
+    h.state_mut().generate_form_mut().settings.steps = 2;
+    pump_until(&mut h, "the OpenSora scan", Duration::from_secs(30), |a| {
+        a.model_report().is_some_and(|r| r.dir == model && r.usable())
+    });
+    h.state_mut().set_side_tab(SideTab::Models);
+    h.run_steps(2);
+    assert!(h.query_all_by_label_contains("OpenSora 1.2").next().is_some());
+    assert!(h.query_all_by_label_contains("the trajectory has no effect").next().is_some());
+    h.state_mut().set_side_tab(SideTab::Generate);
+    h.run_steps(2);
+    click(&mut h, "Generate video");
+    pump_until(&mut h, "the OpenSora run", Duration::from_secs(600), |a| !a.generation_running());
+    assert!(
+        matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
+        "{:?}; notices {:?}",
+        h.state().generation_outcome(),
+        h.state().notices()
+    );
+    assert_eq!(h.state().result_frames(), 17);
+    h.state_mut().shutdown();
+}

@@ -29,6 +29,8 @@ pub enum FolderKind {
     Diffusers { class: String },
     /// Tora's SAT checkpoint tree.
     Sat,
+    /// OpenSora 1.2: `stdit3/` + `vae/` (+ T5, + Tora's TE/MGF weights when there are any).
+    OpenSora,
     /// One component's folder.
     Component(ComponentKind),
 }
@@ -43,6 +45,8 @@ pub enum ComponentKind {
     Scheduler,
     /// SAT's model yaml (network sizes, VAE sizes, sampler).
     ModelConfig,
+    /// Tora's TE/MGF weights apart from the backbone (OpenSora: `tora_motion.safetensors`).
+    MotionWeights,
 }
 
 impl ComponentKind {
@@ -54,6 +58,7 @@ impl ComponentKind {
             ComponentKind::Tokenizer => "tokenizer",
             ComponentKind::Scheduler => "scheduler",
             ComponentKind::ModelConfig => "model config (yaml)",
+            ComponentKind::MotionWeights => "Tora motion weights (TE + MGF)",
         }
     }
 }
@@ -114,6 +119,9 @@ impl ModelFolder {
         if SatTree::looks_like(path) {
             return SatTree::find(path).map(|t| t.inspect());
         }
+        if is_opensora_folder(path) {
+            return Ok(inspect_opensora(path));
+        }
         if path.join("config.json").is_file() {
             return inspect_component(path);
         }
@@ -134,6 +142,7 @@ impl ModelFolder {
         let kind = match &self.kind {
             FolderKind::Diffusers { class } => format!("diffusers pipeline {class}"),
             FolderKind::Sat => "Tora SAT checkpoint tree".into(),
+            FolderKind::OpenSora => "OpenSora 1.2 (STDiT3 + VAE v1.2)".into(),
             FolderKind::Component(k) => format!("{} folder", k.name()),
         };
         let mut s = format!("{}: {kind}", self.root.display());
@@ -256,6 +265,84 @@ fn inspect_diffusers(root: &Path, index_path: &Path) -> Result<ModelFolder, Load
         missing.push(Missing { kind: ComponentKind::Scheduler, hint: "scheduler/scheduler_config.json".into() });
     }
     Ok(ModelFolder { root: root.into(), kind: FolderKind::Diffusers { class }, components, missing })
+}
+
+/// The file of Tora's TE/MGF weights for STDiT3 looked for in an OpenSora folder.
+pub const OPENSORA_MOTION_WEIGHTS: &str = "tora_motion.safetensors";
+
+/// True when `dir` is an OpenSora model folder (a STDiT3 `config.json` in `stdit3/` or in `dir`).
+pub fn is_opensora_folder(dir: &Path) -> bool {
+    [dir.join("stdit3").join("config.json"), dir.join("config.json")].iter().any(|p| {
+        read_config::<Value>(p).is_ok_and(|v| {
+            v.get("model_type").and_then(Value::as_str) == Some("STDiT3")
+                || v.get("architectures").and_then(|a| a.get(0)).and_then(Value::as_str) == Some("STDiT3")
+        })
+    })
+}
+
+/// Where an OpenSora folder keeps T5: `t5-v1_1-xxl/` or `t5/` (encoder and tokenizer together),
+/// or `text_encoder/` + `tokenizer/` (diffusers style; the folder itself is returned).
+pub fn opensora_t5_dir(dir: &Path) -> Option<PathBuf> {
+    ["t5-v1_1-xxl", "t5"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|d| d.join("config.json").is_file())
+        .or_else(|| dir.join("text_encoder").join("config.json").is_file().then(|| dir.to_path_buf()))
+}
+
+fn inspect_opensora(root: &Path) -> ModelFolder {
+    let mut components = Vec::new();
+    let mut missing = Vec::new();
+    let stdit3 = if root.join("stdit3").is_dir() { root.join("stdit3") } else { root.to_path_buf() };
+    match weights_component(ComponentKind::Transformer, &stdit3, Some("STDiT3".into())) {
+        Ok(c) => components.push(c),
+        Err(e) => missing.push(Missing { kind: ComponentKind::Transformer, hint: format!("stdit3/: {e}") }),
+    }
+    match weights_component(ComponentKind::Vae, &root.join("vae"), None) {
+        Ok(c) => components.push(c),
+        Err(e) => missing.push(Missing {
+            kind: ComponentKind::Vae,
+            hint: format!("vae/ (hpcai-tech/OpenSora-VAE-v1.2 and the 2D VAE folder its config names): {e}"),
+        }),
+    }
+    let t5 = opensora_t5_dir(root);
+    let (encoder_dir, tokenizer_dir) = match &t5 {
+        Some(d) if d == root => (root.join("text_encoder"), root.join("tokenizer")),
+        Some(d) => (d.clone(), d.clone()),
+        None => (root.join("t5-v1_1-xxl"), root.join("t5-v1_1-xxl")),
+    };
+    match weights_component(ComponentKind::TextEncoder, &encoder_dir, None) {
+        Ok(c) => components.push(c),
+        Err(_) => missing.push(Missing {
+            kind: ComponentKind::TextEncoder,
+            hint: "t5-v1_1-xxl/ (T5 v1.1 XXL, DeepFloyd/t5-v1_1-xxl; the text_encoder + tokenizer of a \
+                   CogVideoX/Tora download are the same model: copy or link them here)"
+                .into(),
+        }),
+    }
+    match tokenizer_component(&tokenizer_dir) {
+        Some(c) => components.push(c),
+        None => missing.push(Missing {
+            kind: ComponentKind::Tokenizer,
+            hint: format!("{}/spiece.model (the T5 v1.1 tokenizer)", tokenizer_dir.display()),
+        }),
+    }
+    // Optional: Tora's OpenSora TE/MGF weights were never released; without them the run is plain OpenSora.
+    let motion = root.join(OPENSORA_MOTION_WEIGHTS);
+    if motion.is_file() {
+        components.push(Component {
+            kind: ComponentKind::MotionWeights,
+            format: Format::Safetensors,
+            dtype: Some(match Checkpoint::open_file(&motion) {
+                Ok(c) => dtype_summary(&c),
+                Err(e) => format!("unreadable: {e}"),
+            }),
+            bytes: file_bytes(&motion),
+            path: motion,
+            variant: None,
+        });
+    }
+    ModelFolder { root: root.into(), kind: FolderKind::OpenSora, components, missing }
 }
 
 fn inspect_component(dir: &Path) -> Result<ModelFolder, LoadError> {
