@@ -37,6 +37,12 @@ fn bench(c: &mut Criterion) {
             flow::motion_field_cpu(tracks, size).unwrap()
         })
     });
+    // The stages apart: where the time goes.
+    let sparse = flow::sparse_displacement(&flow::scene_points(&scene).unwrap(), size).unwrap();
+    c.bench_function("stage_gaussian_49x480x720_3tracks", |b| b.iter(|| flow::gaussian_filter(&sparse)));
+    let dense = flow::gaussian_filter(&sparse);
+    c.bench_function("stage_colour_49x480x720_3tracks", |b| b.iter(|| flow::flow_to_rgb(&dense)));
+    c.bench_function("stage_max_norm_49x480x720_3tracks", |b| b.iter(|| dense.max_norm()));
     c.bench_function("flow_cpu_video_flow_49x480x720_3tracks", |b| {
         b.iter(|| {
             let tracks = flow::scene_points(&scene).unwrap();
