@@ -389,5 +389,36 @@ fn generate_family_opensora_writes_a_clip_that_follows_the_trajectory() {
         assert!(spread > 0, "a flat clip: the run produced no picture");
         let (tora_a, tora_b) = (run("a.txt", true, "tora_a"), run("b.txt", true, "tora_b"));
         assert!(tora_a != tora_b, "with TE/MGF weights another trajectory must give another clip");
+
+        // A playable video, decoded back by ffmpeg.
+        if !tora_studio::export::video::ffmpeg_available() {
+            verify::say_loudly("WARNING: ffmpeg not installed: the OpenSora mp4 check is SKIPPED");
+            continue;
+        }
+        let mp4 = tmp.path().join("clip.mp4");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tora-studio"))
+            .args(["generate", "--model"])
+            .arg(&model)
+            .arg("--text-encoder")
+            .arg(&t5)
+            .args(["--prompt", "a kite", "--steps", "1", "--size", "64x48", "--frames", "17", "--points"])
+            .arg(tmp.path().join("a.txt"))
+            .arg("--out")
+            .arg(&mp4)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let probe = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&mp4)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            probe.status.success(),
+            "ffmpeg cannot decode {}: {}",
+            mp4.display(),
+            String::from_utf8_lossy(&probe.stderr)
+        );
     }
 }

@@ -30,7 +30,7 @@ use super::TransformerConfig;
 use crate::model::attention::scaled_dot_product_attention;
 use crate::model::device::ComputeDevice;
 use crate::model::load::{read_config, Checkpoint, ComponentDir, LoadError, TensorLoader};
-use crate::model::tora::trajectory_extractor::TE_CHANNELS;
+use crate::model::tora::trajectory_extractor::{TeSizes, TE_CHANNELS};
 use crate::model::tora::{Mgf, TrajExtractor};
 
 /// `ofs` value the CogVideoX 1.5 I2V pipeline passes (only used by configs with an ofs embedding).
@@ -295,7 +295,8 @@ impl ToraTransformer3D {
     fn build(config: &TransformerConfig, src: &mut impl WeightSource, device: &ComputeDevice) -> Self {
         let (d, t) = (config.inner_dim(), config.time_embed_dim);
         let patch_t = config.patch_size_t.unwrap_or(1);
-        let traj_extractor = TrajExtractor::load(src, "traj_extractor", config.num_layers, 16, patch_t);
+        let te = TeSizes::cogvideox(16, patch_t, config.num_layers);
+        let traj_extractor = TrajExtractor::load(src, "traj_extractor", te);
         let fuser = (0..config.num_layers).map(|i| Mgf::load(src, &format!("fuser.{i}"), TE_CHANNELS, d)).collect();
         let patch_embed = PatchEmbed::load(src, "patch_embed", config);
         let time_proj =

@@ -10,20 +10,20 @@
 //! (`traj_extractor.{conv_in,body.j.{bn1,block1,bn2,block2}}`, `fuser.i.{flow_gamma_spatial,
 //! flow_gamma_temporal,flow_beta_spatial,flow_beta_temporal,flow_cond_norm}`) and the sizes are
 //! read from the file. Without a file the TE/MGF are zero-initialised (MGF temporal convs = 0,
-//! as Tora initialises them), so the model is exactly OpenSora 1.2. The shared
-//! `crate::model::tora` TE/MGF can be plugged in through the same trait.
+//! as Tora initialises them), so the model is exactly OpenSora 1.2. TE and MGF are the shared
+//! `crate::model::tora` parts the CogVideoX transformer uses, sized for STDiT3.
 
 use std::path::Path;
 
-use burn::module::{Module, Param};
-use burn::tensor::module::{conv1d, conv2d};
-use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Bool, Int, Tensor};
 
 use super::stdit3::{InputError, Stdit3};
 use super::Stdit3Config;
+use crate::model::cogvideox::layers::WeightSource;
 use crate::model::device::ComputeDevice;
 use crate::model::load::{Checkpoint, LoadError, TensorLoader};
+use crate::model::tora::trajectory_extractor::TeSizes;
+use crate::model::tora::{Mgf, TrajExtractor};
 
 /// Tora's motion guidance as STDiT3's temporal blocks see it: `fuse(layer, h)` receives the
 /// modulated tokens of temporal block `layer` as `[(B T), C, H', W']` (before its temporal
@@ -38,164 +38,36 @@ impl<F: Fn(usize, Tensor<4>) -> Tensor<4>> MotionFuser for F {
     }
 }
 
-/// BatchNorm eps (PyTorch default) and GroupNorm eps of the fuser.
-const NORM_EPS: f64 = 1e-5;
-/// `FloatGroupNorm(32, C)`.
+/// `FloatGroupNorm(32, C)` in every fuser.
 pub const FUSER_GROUPS: usize = 32;
 
-/// A 2D / 1D convolution's parameters.
-#[derive(Module, Debug)]
-pub struct Conv<const D: usize> {
-    pub weight: Param<Tensor<D>>,
-    pub bias: Param<Tensor<1>>,
+/// Zero-initialised TE/MGF, as Tora starts them: every weight 0 except the norms' scales and the
+/// BatchNorms' running variance (1), so each fuser adds `GroupNorm(h)·0 + 0`: the identity.
+struct ZeroInit {
+    device: ComputeDevice,
 }
 
-impl Conv<4> {
-    /// 3×3 (or k×k) convolution, stride 1, "same" zero padding. `x` `[N, C, H, W]`.
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let k = self.weight.dims()[2];
-        conv2d(x, self.weight.val(), Some(self.bias.val()), ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], 1))
-    }
-}
-
-impl Conv<3> {
-    /// Conv1d with replicate padding (`padding_mode="replicate"`). `x` `[N, C, L]`.
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let k = self.weight.dims()[2];
-        let x = x.pad([(k / 2, k / 2)], PadMode::Edge);
-        conv1d(x, self.weight.val(), Some(self.bias.val()), ConvOptions::new([1], [0], [1], 1))
-    }
-}
-
-/// `BatchNorm2d` in eval mode (running statistics).
-#[derive(Module, Debug)]
-pub struct BatchNorm {
-    pub weight: Param<Tensor<1>>,
-    pub bias: Param<Tensor<1>>,
-    pub running_mean: Param<Tensor<1>>,
-    pub running_var: Param<Tensor<1>>,
-}
-
-impl BatchNorm {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let c = self.weight.dims()[0];
-        let per_channel = |p: &Param<Tensor<1>>| p.val().reshape([1, c, 1, 1]);
-        let inv_std = per_channel(&self.running_var).add_scalar(NORM_EPS).sqrt().recip();
-        (x - per_channel(&self.running_mean)) * inv_std * per_channel(&self.weight) + per_channel(&self.bias)
-    }
-}
-
-/// The TE's `ResnetBlock` as Tora configures it (`sk=True`, same width, no downsampling):
-/// `x + block2(relu(bn2(block1(relu(bn1(x))))))`.
-#[derive(Module, Debug)]
-pub struct ResnetBlock {
-    pub bn1: BatchNorm,
-    pub block1: Conv<4>,
-    pub bn2: BatchNorm,
-    pub block2: Conv<4>,
-}
-
-impl ResnetBlock {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        use burn::tensor::activation::relu;
-        let h = self.block1.forward(relu(self.bn1.forward(x.clone())));
-        let h = self.block2.forward(relu(self.bn2.forward(h)));
-        h + x
-    }
-}
-
-/// Trajectory Extractor on the flow latent: patchify `(pt, ph, pw)` like STDiT3's patch
-/// embedding, `conv_in`, then `blocks_per_layer` resnet blocks per temporal block, each group's
-/// output one motion feature `[(B T'), F, H', W']`.
-#[derive(Module, Debug)]
-pub struct TrajExtractor {
-    pub conv_in: Conv<4>,
-    pub body: Vec<ResnetBlock>,
-    #[module(skip)]
-    pub patch_size: [usize; 3],
-    #[module(skip)]
-    pub blocks_per_layer: usize,
-}
-
-impl TrajExtractor {
-    /// `flow` `[B, C, T, h, w]` (the VAE latent of the flow video) → one feature per layer.
-    pub fn forward(&self, flow: Tensor<5>) -> Vec<Tensor<4>> {
-        let [pt, ph, pw] = self.patch_size;
-        let [b, c, t, h, w] = flow.dims();
-        let pad = |n: usize, p: usize| (p - n % p) % p;
-        let flow = flow.pad([(0, pad(t, pt)), (0, pad(h, ph)), (0, pad(w, pw))], PadMode::Constant(0.0));
-        let (nt, nh, nw) = (t.div_ceil(pt), h.div_ceil(ph), w.div_ceil(pw));
-        // "B C (Nt Tp) (Nh Hp) (Nw Wp) -> (B Nt) (C Tp Hp Wp) Nh Nw"
-        let mut x = flow.reshape([b, c, nt, pt, nh, ph, nw, pw]).permute([0, 2, 1, 3, 5, 7, 4, 6]).reshape([
-            b * nt,
-            c * pt * ph * pw,
-            nh,
-            nw,
-        ]);
-        x = self.conv_in.forward(x);
-        let mut features = Vec::with_capacity(self.body.len() / self.blocks_per_layer.max(1));
-        for (j, block) in self.body.iter().enumerate() {
-            x = block.forward(x);
-            if (j + 1) % self.blocks_per_layer == 0 {
-                features.push(x.clone());
-            }
+impl WeightSource for ZeroInit {
+    fn tensor<const D: usize>(&mut self, key: &str, shape: [usize; D]) -> Tensor<D> {
+        let one = key.ends_with(".running_var")
+            || key.ends_with("bn1.weight")
+            || key.ends_with("bn2.weight")
+            || key.ends_with("flow_cond_norm.weight");
+        let opts = (self.device.device(), self.device.dtype());
+        if one {
+            Tensor::ones(shape, opts)
+        } else {
+            Tensor::zeros(shape, opts)
         }
-        features
     }
-}
-
-/// `FloatGroupNorm(groups, C)` with affine parameters.
-#[derive(Module, Debug)]
-pub struct GroupNorm {
-    pub weight: Param<Tensor<1>>,
-    pub bias: Param<Tensor<1>>,
-    #[module(skip)]
-    pub groups: usize,
-}
-
-impl GroupNorm {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [n, c, h, w] = x.dims();
-        let g = self.groups;
-        let grouped = x.reshape([n, g, (c / g) * h * w]);
-        let (var, mean) = grouped.clone().var_mean_bias(2);
-        let normed = ((grouped - mean) / var.add_scalar(NORM_EPS).sqrt()).reshape([n, c, h, w]);
-        normed * self.weight.val().reshape([1, c, 1, 1]) + self.bias.val().reshape([1, c, 1, 1])
+    fn linear_weight(&mut self, _key: &str, d_out: usize, d_in: usize) -> Tensor<2> {
+        Tensor::zeros([d_in, d_out], (self.device.device(), self.device.dtype()))
     }
+    fn skip(&mut self, _key: &str) {}
 }
 
-/// Motion-guidance Fuser (`MGF`): `h + GroupNorm(h)·γ + β`, with γ, β from the motion feature
-/// by a spatial 3×3 conv (to C/4) and a temporal conv over the frames (to C, replicate pad).
-#[derive(Module, Debug)]
-pub struct Mgf {
-    pub flow_gamma_spatial: Conv<4>,
-    pub flow_gamma_temporal: Conv<3>,
-    pub flow_beta_spatial: Conv<4>,
-    pub flow_beta_temporal: Conv<3>,
-    pub flow_cond_norm: GroupNorm,
-}
-
-impl Mgf {
-    /// `h` `[(B T), C, H, W]`, `flow` `[(B T), F, H, W]`.
-    pub fn forward(&self, h: Tensor<4>, flow: Tensor<4>, frames: usize) -> Tensor<4> {
-        let temporal = |spatial: &Conv<4>, temporal: &Conv<3>| {
-            let f = spatial.forward(flow.clone()); // [(B T), C/4, H, W]
-            let [bt, c4, hh, ww] = f.dims();
-            let b = bt / frames;
-            // "(b f) c h w -> (b h w) c f"
-            let seq = f.reshape([b, frames, c4, hh * ww]).permute([0, 3, 2, 1]).reshape([b * hh * ww, c4, frames]);
-            let out = temporal.forward(seq); // [(B H W), C, T]
-            let c = out.dims()[1];
-            out.reshape([b, hh * ww, c, frames]).permute([0, 3, 2, 1]).reshape([bt, c, hh, ww])
-        };
-        let gamma = temporal(&self.flow_gamma_spatial, &self.flow_gamma_temporal);
-        let beta = temporal(&self.flow_beta_spatial, &self.flow_beta_temporal);
-        h.clone() + self.flow_cond_norm.forward(h) * gamma + beta
-    }
-}
-
-/// TE + one MGF per temporal block.
-#[derive(Module, Debug)]
+/// TE + one MGF per temporal block (Tora's shared parts, `crate::model::tora`).
+#[derive(Debug, Clone)]
 pub struct ToraMotion {
     pub traj_extractor: TrajExtractor,
     pub fuser: Vec<Mgf>,
@@ -249,38 +121,22 @@ impl ToraMotion {
     /// Zero-initialised TE/MGF (unit norms, zero convs): the fuser is the identity.
     pub fn zeros(sizes: ToraMotionSizes, device: &ComputeDevice) -> Result<Self, String> {
         sizes.validate()?;
-        let dev = device.device();
-        let zeros1 = |n: usize| Param::from_tensor(Tensor::<1>::zeros([n], dev));
-        let ones1 = |n: usize| Param::from_tensor(Tensor::<1>::ones([n], dev));
-        let conv2 =
-            |o: usize, i: usize| Conv { weight: Param::from_tensor(Tensor::zeros([o, i, 3, 3], dev)), bias: zeros1(o) };
-        let conv1 =
-            |o: usize, i: usize| Conv { weight: Param::from_tensor(Tensor::zeros([o, i, 3], dev)), bias: zeros1(o) };
-        let bn =
-            |c: usize| BatchNorm { weight: ones1(c), bias: zeros1(c), running_mean: zeros1(c), running_var: ones1(c) };
-        let [pt, ph, pw] = sizes.patch_size;
-        let (f, c) = (sizes.feature_channels, sizes.hidden_size);
-        let body = (0..sizes.layers * sizes.blocks_per_layer)
-            .map(|_| ResnetBlock { bn1: bn(f), block1: conv2(f, f), bn2: bn(f), block2: conv2(f, f) })
-            .collect();
+        Ok(Self::build(sizes, &mut ZeroInit { device: device.clone() }))
+    }
+
+    fn build(sizes: ToraMotionSizes, src: &mut impl WeightSource) -> Self {
+        let te = TeSizes {
+            in_channels: sizes.latent_channels,
+            patch: sizes.patch_size,
+            features: sizes.feature_channels,
+            blocks_per_layer: sizes.blocks_per_layer,
+            layers: sizes.layers,
+        };
+        let traj_extractor = TrajExtractor::load(src, "traj_extractor", te);
         let fuser = (0..sizes.layers)
-            .map(|_| Mgf {
-                flow_gamma_spatial: conv2(c / 4, f),
-                flow_gamma_temporal: conv1(c, c / 4),
-                flow_beta_spatial: conv2(c / 4, f),
-                flow_beta_temporal: conv1(c, c / 4),
-                flow_cond_norm: GroupNorm { weight: ones1(c), bias: zeros1(c), groups: FUSER_GROUPS },
-            })
+            .map(|i| Mgf::load(src, &format!("fuser.{i}"), sizes.feature_channels, sizes.hidden_size))
             .collect();
-        Ok(ToraMotion {
-            traj_extractor: TrajExtractor {
-                conv_in: conv2(f, sizes.latent_channels * pt * ph * pw),
-                body,
-                patch_size: sizes.patch_size,
-                blocks_per_layer: sizes.blocks_per_layer,
-            },
-            fuser,
-        })
+        ToraMotion { traj_extractor, fuser }
     }
 
     /// Loads TE/MGF weights (keys `traj_extractor.*`, `fuser.*`) for a given STDiT3; the feature
@@ -291,8 +147,6 @@ impl ToraMotion {
         device: &ComputeDevice,
     ) -> Result<Self, LoadError> {
         let bad = |reason: String| LoadError::Config { path: ckpt.source().into(), reason };
-        let [pt, ph, pw] = config.patch_size;
-        let cin = config.in_channels * pt * ph * pw;
         let f = match ckpt.shape("traj_extractor.conv_in.weight") {
             Some(&[f, _, _, _]) => f,
             _ => 128, // reported as missing / mismatched below
@@ -306,77 +160,20 @@ impl ToraMotion {
             )));
         }
         let sizes = ToraMotionSizes {
-            latent_channels: config.in_channels,
-            patch_size: config.patch_size,
             feature_channels: f,
             blocks_per_layer: blocks / layers,
-            layers,
-            hidden_size: config.hidden_size,
+            ..ToraMotionSizes::for_stdit3(config)
         };
         sizes.validate().map_err(bad)?;
-        let c = config.hidden_size;
         let mut ld = TensorLoader::new(ckpt, device);
-        let conv2 = |ld: &mut TensorLoader, key: String, o: usize, i: usize| Conv {
-            weight: Param::from_tensor(ld.tensor(&format!("{key}.weight"), [o, i, 3, 3])),
-            bias: Param::from_tensor(ld.tensor(&format!("{key}.bias"), [o])),
-        };
-        let conv1 = |ld: &mut TensorLoader, key: String, o: usize, i: usize| Conv {
-            weight: Param::from_tensor(ld.tensor(&format!("{key}.weight"), [o, i, 3])),
-            bias: Param::from_tensor(ld.tensor(&format!("{key}.bias"), [o])),
-        };
-        let vec1 = |ld: &mut TensorLoader, key: String, n: usize| Param::from_tensor(ld.tensor(&key, [n]));
-        let bn = |ld: &mut TensorLoader, key: String| {
-            ld.ignore_prefix(&format!("{key}.num_batches_tracked"));
-            BatchNorm {
-                weight: vec1(ld, format!("{key}.weight"), f),
-                bias: vec1(ld, format!("{key}.bias"), f),
-                running_mean: vec1(ld, format!("{key}.running_mean"), f),
-                running_var: vec1(ld, format!("{key}.running_var"), f),
-            }
-        };
-        let conv_in = conv2(&mut ld, "traj_extractor.conv_in".into(), f, cin);
-        let body = (0..blocks)
-            .map(|j| {
-                let p = format!("traj_extractor.body.{j}");
-                ResnetBlock {
-                    bn1: bn(&mut ld, format!("{p}.bn1")),
-                    block1: conv2(&mut ld, format!("{p}.block1"), f, f),
-                    bn2: bn(&mut ld, format!("{p}.bn2")),
-                    block2: conv2(&mut ld, format!("{p}.block2"), f, f),
-                }
-            })
-            .collect();
-        let fuser = (0..layers)
-            .map(|i| {
-                let p = format!("fuser.{i}");
-                Mgf {
-                    flow_gamma_spatial: conv2(&mut ld, format!("{p}.flow_gamma_spatial"), c / 4, f),
-                    flow_gamma_temporal: conv1(&mut ld, format!("{p}.flow_gamma_temporal"), c, c / 4),
-                    flow_beta_spatial: conv2(&mut ld, format!("{p}.flow_beta_spatial"), c / 4, f),
-                    flow_beta_temporal: conv1(&mut ld, format!("{p}.flow_beta_temporal"), c, c / 4),
-                    flow_cond_norm: GroupNorm {
-                        weight: vec1(&mut ld, format!("{p}.flow_cond_norm.weight"), c),
-                        bias: vec1(&mut ld, format!("{p}.flow_cond_norm.bias"), c),
-                        groups: FUSER_GROUPS,
-                    },
-                }
-            })
-            .collect();
+        let motion = Self::build(sizes, &mut ld);
         ld.finish()?;
-        Ok(ToraMotion {
-            traj_extractor: TrajExtractor {
-                conv_in,
-                body,
-                patch_size: config.patch_size,
-                blocks_per_layer: blocks / layers,
-            },
-            fuser,
-        })
+        Ok(motion)
     }
 
     /// The motion features of a flow latent `[B, C, T, h, w]`, as a fuser for STDiT3.
     pub fn features(&self, flow_latent: Tensor<5>) -> MotionFeatures<'_> {
-        let frames = flow_latent.dims()[2].div_ceil(self.traj_extractor.patch_size[0]);
+        let frames = flow_latent.dims()[2].div_ceil(self.traj_extractor.sizes.patch[0]);
         MotionFeatures { fuser: &self.fuser, features: self.traj_extractor.forward(flow_latent), frames }
     }
 }
@@ -399,7 +196,7 @@ impl MotionFuser for MotionFeatures<'_> {
 }
 
 /// STDiT3 with Tora's TE/MGF in its temporal blocks.
-#[derive(Module, Debug)]
+#[derive(Debug)]
 pub struct ToraStdit3 {
     pub base: Stdit3,
     pub motion: ToraMotion,
@@ -443,7 +240,7 @@ impl ToraStdit3 {
         let [b, _, t, h, w] = x.dims();
         let [bf, cf, tf, hf, wf] = flow.dims();
         let expected = self.motion.traj_extractor.conv_in.weight.dims()[1];
-        let [pt, ph, pw] = self.motion.traj_extractor.patch_size;
+        let [pt, ph, pw] = self.motion.traj_extractor.sizes.patch;
         if bf == 0 || b % bf != 0 || (t, h, w) != (tf, hf, wf) || cf * pt * ph * pw != expected {
             return Err(InputError(format!(
                 "flow latent is {:?}; expected [B' dividing {b}, {}, {t}, {h}, {w}]",

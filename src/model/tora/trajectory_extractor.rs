@@ -53,36 +53,57 @@ impl ResnetBlock {
     }
 }
 
+/// How a TE is shaped: Tora's CogVideoX release fixes all but the input; the OpenSora variant
+/// follows STDiT3's patch and reads the rest from its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeSizes {
+    /// Flow-latent channels (CogVideoX VAE: 16; OpenSora VAE v1.2: 4).
+    pub in_channels: usize,
+    /// Patchify `(pt, ph, pw)`, the backbone's patch (CogVideoX 1.0: 1×2×2).
+    pub patch: [usize; 3],
+    /// Feature channels of every layer (128).
+    pub features: usize,
+    /// Residual blocks per backbone layer (2).
+    pub blocks_per_layer: usize,
+    /// Backbone layers fed (DiT blocks; STDiT3 temporal blocks).
+    pub layers: usize,
+}
+
+impl TeSizes {
+    /// Tora's CogVideoX TE (`ToraTransformer3DModel`).
+    pub fn cogvideox(in_channels: usize, patch_t: usize, layers: usize) -> Self {
+        TeSizes {
+            in_channels,
+            patch: [patch_t, TE_PATCH, TE_PATCH],
+            features: TE_CHANNELS,
+            blocks_per_layer: TE_BLOCKS_PER_LAYER,
+            layers,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TrajExtractor {
     pub conv_in: Conv2d,
-    /// `num_layers · 2` blocks.
+    /// `layers · blocks_per_layer` blocks.
     pub body: Vec<ResnetBlock>,
-    /// Temporal patch (1 for CogVideoX 1.0: `patch_size_t` None).
-    pub patch_t: usize,
-    /// Input (flow latent) channels.
-    pub in_channels: usize,
+    pub sizes: TeSizes,
 }
 
 impl TrajExtractor {
-    /// `prefix` is e.g. `traj_extractor`; one feature map per DiT layer (`num_layers`).
-    pub fn load(
-        src: &mut impl WeightSource,
-        prefix: &str,
-        num_layers: usize,
-        in_channels: usize,
-        patch_t: usize,
-    ) -> Self {
-        let c_in = in_channels * patch_t * TE_PATCH * TE_PATCH;
-        let conv_in = Conv2d::load(src, &format!("{prefix}.conv_in"), c_in, TE_CHANNELS, 3, 1, 1, true);
-        let body = (0..num_layers * TE_BLOCKS_PER_LAYER)
-            .map(|j| ResnetBlock::load(src, &format!("{prefix}.body.{j}"), TE_CHANNELS))
+    /// `prefix` is e.g. `traj_extractor`; one feature map per backbone layer.
+    pub fn load(src: &mut impl WeightSource, prefix: &str, sizes: TeSizes) -> Self {
+        let [pt, ph, pw] = sizes.patch;
+        let (c_in, f) = (sizes.in_channels * pt * ph * pw, sizes.features);
+        let conv_in = Conv2d::load(src, &format!("{prefix}.conv_in"), c_in, f, 3, 1, 1, true);
+        let body = (0..sizes.layers * sizes.blocks_per_layer)
+            .map(|j| ResnetBlock::load(src, &format!("{prefix}.body.{j}"), f))
             .collect();
-        TrajExtractor { conv_in, body, patch_t, in_channels }
+        TrajExtractor { conv_in, body, sizes }
     }
 
     pub fn num_layers(&self) -> usize {
-        self.body.len() / TE_BLOCKS_PER_LAYER
+        self.sizes.layers
     }
 
     /// `x` `[B, C, F, h, w]` (channels before frames) -> `num_layers` maps `[(B·F'), 128, ⌈h/2⌉, ⌈w/2⌉]`.
@@ -98,31 +119,31 @@ impl TrajExtractor {
 
     /// Patchify + `conv_in`: the state before layer 0.
     pub fn stem(&self, x: Tensor<5>) -> Tensor<4> {
-        self.conv_in.forward(patchify(x, self.patch_t, TE_PATCH))
+        self.conv_in.forward(patchify(x, self.sizes.patch))
     }
 
-    /// Layer `i`'s two blocks on the previous layer's map (= `feature_{i-1}`, or the stem): gives
+    /// Layer `i`'s blocks on the previous layer's map (= `feature_{i-1}`, or the stem): gives
     /// `feature_i`. Lets the transformer stream the features instead of holding all of them.
     pub fn layer(&self, i: usize, x: Tensor<4>) -> Tensor<4> {
-        let blocks = &self.body[i * TE_BLOCKS_PER_LAYER..(i + 1) * TE_BLOCKS_PER_LAYER];
-        blocks.iter().fold(x, |x, block| block.forward(x))
+        let n = self.sizes.blocks_per_layer;
+        self.body[i * n..(i + 1) * n].iter().fold(x, |x, block| block.forward(x))
     }
 }
 
 /// Zero-pads `[B, C, F, h, w]` at the end of F, h, w to multiples of the patch, then
-/// `B C (F pt) (h p) (w p) -> (B F) (C pt p p) h w` (channel index `((c·pt + t)·p + dy)·p + dx`).
-pub fn patchify(x: Tensor<5>, pt: usize, p: usize) -> Tensor<4> {
+/// `B C (F pt) (h ph) (w pw) -> (B F) (C pt ph pw) h w` (channel index `((c·pt + t)·ph + dy)·pw + dx`).
+pub fn patchify(x: Tensor<5>, [pt, p_h, p_w]: [usize; 3]) -> Tensor<4> {
     let [b, c, f, h, w] = x.dims();
     let pad = |n: usize, k: usize| (k - n % k) % k;
-    let (pf, ph, pw) = (pad(f, pt), pad(h, p), pad(w, p));
+    let (pf, ph, pw) = (pad(f, pt), pad(h, p_h), pad(w, p_w));
     let x = if pf + ph + pw > 0 {
         x.pad([(0, 0), (0, 0), (0, pf), (0, ph), (0, pw)], burn::tensor::ops::PadMode::Constant(0.0))
     } else {
         x
     };
-    let (f, h, w) = ((f + pf) / pt, (h + ph) / p, (w + pw) / p);
-    // [B, C, F, pt, h, p, w, p] -> [B, F, C, pt, p(dy), p(dx), h, w]
-    let x: Tensor<8> = x.reshape([b, c, f, pt, h, p, w, p]);
+    let (f, h, w) = ((f + pf) / pt, (h + ph) / p_h, (w + pw) / p_w);
+    // [B, C, F, pt, h, ph, w, pw] -> [B, F, C, pt, ph(dy), pw(dx), h, w]
+    let x: Tensor<8> = x.reshape([b, c, f, pt, h, p_h, w, p_w]);
     let x = x.permute([0, 2, 1, 3, 5, 7, 4, 6]);
-    x.reshape([b * f, c * pt * p * p, h, w])
+    x.reshape([b * f, c * pt * p_h * p_w, h, w])
 }
