@@ -223,7 +223,7 @@ impl FlowOverlay {
         let bytes = (packed.len() * 4) as u64;
         let buffer = render_state
             .filter(|rs| {
-                bytes <= rs.device.limits().max_storage_buffer_binding_size as u64
+                bytes <= rs.device.limits().max_storage_buffer_binding_size
                     && bytes <= rs.device.limits().max_buffer_size
             })
             .map(|rs| {

@@ -125,6 +125,9 @@ pub fn gaussian_filter(sparse: &SparseFlow) -> DenseFlow {
     DenseFlow { size, data, support, boxes }
 }
 
+/// `(first index, weights)` of a kernel along one axis (what [`axis_weights`] returns).
+type AxisWeights = (usize, Vec<f64>);
+
 /// Filters one frame; returns the union rectangle and each splat's rectangle.
 fn filter_frame(
     frame: &mut [f32],
@@ -135,7 +138,7 @@ fn filter_frame(
     if splats.is_empty() {
         return (Support::default(), Vec::new());
     }
-    let weights: Vec<((usize, Vec<f64>), (usize, Vec<f64>))> =
+    let weights: Vec<(AxisWeights, AxisWeights)> =
         splats.iter().map(|s| (axis_weights(size.height, s.y), axis_weights(size.width, s.x))).collect();
     let y0 = weights.iter().map(|(wy, _)| wy.0).min().unwrap_or(0);
     let y1 = weights.iter().map(|(wy, _)| wy.0 + wy.1.len()).max().unwrap_or(0);

@@ -157,7 +157,7 @@ mod tests {
     fn the_object_carries_its_pixels_along_the_track() {
         let img = coordinates_image();
         let track: FramePoints = (0..5).map(|t| [10 + 5 * t, 20]).collect();
-        let last = preview_frame(&img, &[track.clone()], 4, 4.0);
+        let last = preview_frame(&img, std::slice::from_ref(&track), 4, 4.0);
         assert_eq!(last.pixel(30, 20), [10, 20, 7, 255], "the object's start pixel is now at (30, 20)");
         assert_eq!(last.pixel(60, 45), img.pixel(60, 45), "far pixels stay put");
         let first = preview_frame(&img, &[track], 0, 4.0);
@@ -168,7 +168,7 @@ mod tests {
     fn an_anchor_holds_the_image_near_it() {
         let img = coordinates_image();
         let mover: FramePoints = vec![[20, 20], [30, 20]];
-        let free = preview_frame(&img, &[mover.clone()], 1, 6.0);
+        let free = preview_frame(&img, std::slice::from_ref(&mover), 1, 6.0);
         let anchored = preview_frame(&img, &[mover, vec![[34, 20], [34, 20]]], 1, 6.0);
         // Free: (34, 20) pulls from well left of itself; anchored, much less.
         let pull = |f: &RgbaFrame| 34 - f.pixel(34, 20)[0] as i32;

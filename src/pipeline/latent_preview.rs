@@ -151,6 +151,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // indices mirror the matrix notation
     fn recovers_an_exact_linear_map() {
         let channels = 4;
         let n = 50;

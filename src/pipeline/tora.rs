@@ -271,7 +271,7 @@ pub fn generate_from(
         let video = vae.decode(z); // [1, 3, T, H, W] in [-1, 1]
         let video = video.div_scalar(2.0).add_scalar(0.5).clamp(0.0, 1.0);
         let (dims, data) = host(video);
-        if let Some(tr) = trace.as_deref_mut() {
+        if let Some(tr) = trace {
             // The reference's output layout: [1, T, H, W, 3].
             let (tt, hh, ww) = (dims[2], dims[3], dims[4]);
             let mut out = vec![0f32; data.len()];

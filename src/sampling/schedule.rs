@@ -138,7 +138,7 @@ pub fn inference_timesteps(config: &SchedulerConfig, num_inference_steps: usize)
 /// `start + i·Δ` with `Δ = (start + step) − start` (numpy's fill), which is not always `step`.
 pub fn numpy_arange(start: f64, stop: f64, step: f64) -> Vec<f64> {
     let len = ((stop - start) / step).ceil();
-    if !(len > 0.0) {
+    if len.is_nan() || len <= 0.0 {
         return Vec::new();
     }
     let len = len as usize;

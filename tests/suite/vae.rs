@@ -240,7 +240,7 @@ fn loader_reports_missing_weights_and_keys() {
     let Some(model) = model_dirs("vae_decode.safetensors").into_iter().next() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::copy(model.join("vae/config.json"), tmp.path().join("config.json")).unwrap();
-    let err = AutoencoderKLCogVideoX::load(tmp.path(), &cpu()).err().expect("no weights must fail");
+    let Err(err) = AutoencoderKLCogVideoX::load(tmp.path(), &cpu()) else { panic!("no weights must fail") };
     assert!(err.to_string().contains(&tmp.path().display().to_string()), "{err}");
 
     // One more resnet layer than the checkpoint holds: missing keys, named.

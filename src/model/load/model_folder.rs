@@ -185,7 +185,7 @@ fn dtype_summary(ckpt: &Checkpoint) -> String {
         *by.entry(name).or_default() += shape.iter().product::<usize>().max(1) * super::pt::elem_size(d);
     }
     let mut v: Vec<(String, usize)> = by.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|d| std::cmp::Reverse(d.1));
     match v.split_first() {
         None => "empty".into(),
         Some(((main, _), [])) => main.clone(),

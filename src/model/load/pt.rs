@@ -776,7 +776,7 @@ impl<'a> Unpickler<'a> {
                         }
                     }
                 }
-                0x90 | 0x8f | 0x91 => {
+                0x8f..=0x91 => {
                     return Err(self.err("sets are not part of a state dict"));
                 }
                 other => {

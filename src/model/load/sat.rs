@@ -220,10 +220,15 @@ pub fn sat_to_diffusers(table: &Table, sat_key: &str, up: usize) -> Option<Serve
     None
 }
 
+/// `(chunks, indices)`: a tensor made of these row chunks of its SAT tensor split in `chunks`.
+pub type RowChunks = (usize, Vec<usize>);
+
 /// Where the diffusers tensor `key` comes from: the SAT key (with the table's prefix) and, for a
 /// derived tensor, `(chunks, indices)` of its row chunks. The inverse of [`sat_to_diffusers`].
-pub fn diffusers_to_sat(table: &Table, key: &str, up: usize) -> Option<(String, Option<(usize, Vec<usize>)>)> {
+#[allow(clippy::type_complexity)]
+pub fn diffusers_to_sat(table: &Table, key: &str, up: usize) -> Option<(String, Option<RowChunks>)> {
     for (pat, rule) in table.rows {
+        // (diffusers name, row chunks it takes)
         let targets: Vec<(&str, Option<(usize, &[usize])>)> = match rule {
             Rename(to) => vec![(to, None)],
             Drop => continue,

@@ -11,6 +11,8 @@ use super::spatial_norm::SpatialNorm3d;
 use super::weights::WeightSource;
 
 /// `norm1`/`norm2`: plain group norm (encoder) or spatial norm (decoder).
+// A few dozen per model, built once: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum BlockNorm {
     Group(GroupNorm3d),
