@@ -53,23 +53,27 @@ impl FlowRgb {
     }
 }
 
+/// The wheel in [0, 1] (`wheel / 255`, the division torchvision makes per pixel, done once).
+pub fn unit_wheel(wheel: &[[f32; 3]; WHEEL_LEN]) -> [[f32; 3]; WHEEL_LEN] {
+    wheel.map(|c| c.map(|v| v / 255.0))
+}
+
 /// Colour of one flow vector already divided by `max_norm + eps`, exactly as torchvision's
-/// `_normalized_flow_to_image` computes it in f32.
+/// `_normalized_flow_to_image` computes it in f32 (`unit` = [`unit_wheel`]).
 #[inline]
-pub fn wheel_colour(wheel: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
+pub fn wheel_colour(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
     let norm = (u * u + v * v).sqrt();
     let a = (-v).atan2(-u) / std::f32::consts::PI;
     let fk = (a + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
-    let k0 = floor(fk) as usize;
+    let k0 = (floor(fk) as usize).min(WHEEL_LEN - 1);
     let k1 = if k0 + 1 == WHEEL_LEN { 0 } else { k0 + 1 };
     let f = fk - k0 as f32;
+    let (c0, c1) = (unit[k0], unit[k1]);
     let mut out = [0u8; 3];
-    for (c, o) in out.iter_mut().enumerate() {
-        let col0 = wheel[k0][c] / 255.0;
-        let col1 = wheel[k1][c] / 255.0;
-        let col = (1.0 - f) * col0 + f * col1;
+    for c in 0..3 {
+        let col = (1.0 - f) * c0[c] + f * c1[c];
         let col = 1.0 - norm * (1.0 - col);
-        *o = floor(255.0 * col) as u8;
+        out[c] = floor(255.0 * col) as u8;
     }
     out
 }
@@ -87,30 +91,41 @@ fn floor(x: f32) -> f32 {
 }
 
 /// `flow_to_image` over the whole clip. Pixels outside each frame's kernel boxes have exactly
-/// zero flow, which always maps to white (norm 0), so only the boxes are evaluated.
+/// zero flow, which always maps to white (norm 0), so only the boxes are evaluated — each pixel
+/// once, where boxes overlap too.
 pub fn flow_to_rgb(flow: &DenseFlow) -> FlowRgb {
     let size = flow.size;
     let max_norm = flow.max_norm();
     let denom = max_norm + f32::EPSILON;
-    let wheel = colour_wheel();
-    let n = size.pixels();
-    let mut data = vec![255u8; size.frames * 3 * n];
+    let unit = unit_wheel(&colour_wheel());
+    let (n, w) = (size.pixels(), size.width);
+    // Zeroed pages come free from the allocator; each worker whitens its own frames, so the page
+    // faults of this 50 MB buffer are spread over the threads instead of one memset.
+    let mut data = vec![0u8; size.frames * 3 * n];
     if n > 0 {
         data.par_chunks_mut(3 * n).enumerate().for_each(|(t, planes)| {
-            // Overlapping boxes recolour the same pixels identically.
-            for s in &flow.boxes[t] {
-                for y in s.y0..s.y1 {
-                    for x in s.x0..s.x1 {
-                        let [dx, dy] = flow.at(t, y, x);
+            planes.fill(255);
+            let boxes = &flow.boxes[t];
+            let mut spans: Vec<(usize, usize)> = Vec::with_capacity(boxes.len());
+            for y in flow.support[t].y0..flow.support[t].y1 {
+                spans.clear();
+                spans.extend(boxes.iter().filter(|b| (b.y0..b.y1).contains(&y)).map(|b| (b.x0, b.x1)));
+                spans.sort_unstable();
+                let row = &flow.data[(t * size.height + y) * w * 2..(t * size.height + y + 1) * w * 2];
+                let mut done = 0; // pixels of this row left of `done` are coloured
+                for &(x0, x1) in &spans {
+                    for x in x0.max(done)..x1 {
+                        let (dx, dy) = (row[2 * x], row[2 * x + 1]);
                         if dx == 0.0 && dy == 0.0 {
                             continue;
                         }
-                        let rgb = wheel_colour(&wheel, dx / denom, dy / denom);
-                        let i = y * size.width + x;
+                        let rgb = wheel_colour(&unit, dx / denom, dy / denom);
+                        let i = y * w + x;
                         planes[i] = rgb[0];
                         planes[n + i] = rgb[1];
                         planes[2 * n + i] = rgb[2];
                     }
+                    done = done.max(x1);
                 }
             }
         });
@@ -151,6 +166,7 @@ mod tests {
     fn rightward_flow_is_red_and_zero_flow_is_white() {
         let w = colour_wheel();
         // u=1, v=+0: atan2(-0, -1) = -pi -> a = -1 -> wheel entry 0 (red), the reference's side of the cut.
+        let w = unit_wheel(&w);
         assert_eq!(wheel_colour(&w, 1.0, 0.0), [255, 0, 0]);
         assert_eq!(wheel_colour(&w, 0.0, 0.0), [255, 255, 255]);
         assert_eq!(video_flow_from_rgb(&[0, 255]), vec![-1.0, 1.0]);
