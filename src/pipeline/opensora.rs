@@ -1,9 +1,10 @@
 //! Tora on the paper's own backbone, OpenSora 1.2 (text-to-video), as OpenSora's
 //! `scripts/inference.py` runs it with Tora's motion guidance added:
 //!
-//! 1. **Text** — T5 encodes the prompt with its attention mask, padded to the STDiT3's
-//!    `model_max_length` (300 for OpenSora 1.2); the unconditional branch is the model's learned
-//!    null caption (OpenSora has no negative prompt).
+//! 1. **Text** — T5 encodes the prompt (with " aesthetic score: 6.5." appended, as OpenSora 1.2's
+//!    inference config does) with its attention mask, padded to the STDiT3's `model_max_length`
+//!    (300 for OpenSora 1.2); the unconditional branch is the model's learned null caption
+//!    (OpenSora has no negative prompt). Not done: OpenSora's PixArt-style caption cleaning.
 //! 2. **Conditioning** — the OpenSora VAE v1.2 encodes the motion clip `video_flow` to the flow
 //!    latent `[1, 4, T', h, w]` the Trajectory Extractor reads.
 //! 3. **Denoising** — rectified flow (timestep transform by resolution and length, CFG), STDiT3
@@ -86,6 +87,19 @@ impl OpenSoraFiles {
     }
 }
 
+/// The aesthetic score OpenSora 1.2's inference config asks for (`aes = 6.5`).
+pub const AESTHETIC_SCORE: f32 = 6.5;
+
+/// OpenSora 1.2 was trained with scores in the caption; its inference appends the wanted one
+/// (`append_score_to_prompts`) unless the prompt already states one.
+pub fn with_aesthetic_score(prompt: &str, score: f32) -> String {
+    if prompt.contains("aesthetic score:") {
+        prompt.to_string()
+    } else {
+        format!("{prompt} aesthetic score: {score:.1}.")
+    }
+}
+
 /// Runs OpenSora 1.2 (+ Tora's TE/MGF) text-to-video.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
@@ -155,7 +169,8 @@ pub fn generate(
                 ),
             }));
         }
-        let enc = t5.tokenizer.encode_batch(&[settings.prompt.as_str()], stdit_config.model_max_length);
+        let prompt = with_aesthetic_score(&settings.prompt, AESTHETIC_SCORE);
+        let enc = t5.tokenizer.encode_batch(&[prompt.as_str()], stdit_config.model_max_length);
         let hidden = t5.encode_ids(&enc.input_ids, Some(&enc.attention_mask)); // [1, L, C]
         let mask: Vec<i64> = enc.attention_mask.concat();
         let l = mask.len();
@@ -259,4 +274,15 @@ pub fn generate(
     };
     clock.finish(progress, &mut reports);
     Ok(Generated { frames, phases: reports, elapsed: run_started.elapsed() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_aesthetic_score_is_appended_once() {
+        assert_eq!(with_aesthetic_score("a kite", 6.5), "a kite aesthetic score: 6.5.");
+        assert_eq!(with_aesthetic_score("a kite aesthetic score: 5.0.", 6.5), "a kite aesthetic score: 5.0.");
+    }
 }
