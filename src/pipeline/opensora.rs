@@ -100,6 +100,24 @@ pub fn with_aesthetic_score(prompt: &str, score: f32) -> String {
     }
 }
 
+/// What OpenSora 1.2 can make: sizes in multiples of 8 (the VAE's factor; STDiT3 pads odd latent
+/// grids to its 2×2 patch, so its own 240p/360p sizes such as 424x240 and 640x360 work), and 1 frame
+/// or 17 and more.
+pub fn check_shape(shape: &ClipShape) -> Result<(), String> {
+    let (w, h, t) = (shape.width, shape.height, shape.frames);
+    if w == 0 || h == 0 || w % 8 != 0 || h % 8 != 0 {
+        return Err(format!(
+            "size {w}x{h}: OpenSora 1.2 needs width and height in multiples of 8 (e.g. 424x240, 640x360, 1280x720)"
+        ));
+    }
+    // The timestep transform scales by sqrt(floor(frames / 17) · 5): 0 below 17 frames, where the
+    // reference divides 0 by 0 (NaN timesteps). One frame is the image case (scale 1).
+    if t != 1 && t < 17 {
+        return Err(format!("{t} frames: OpenSora 1.2 makes 1 frame or 17 and more (its 2 s clips are 51 frames)"));
+    }
+    Ok(())
+}
+
 /// Runs OpenSora 1.2 (+ Tora's TE/MGF) text-to-video.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
@@ -117,19 +135,8 @@ pub fn generate(
             "image-to-video is not wired for OpenSora 1.2 here; use a Tora I2V (CogVideoX) model folder".into(),
         ));
     }
+    check_shape(&shape).map_err(PipelineError::Runtime)?;
     let (w, h, t) = (shape.width, shape.height, shape.frames);
-    if w == 0 || h == 0 || w % 16 != 0 || h % 16 != 0 {
-        return Err(PipelineError::Runtime(format!(
-            "size {w}x{h}: OpenSora 1.2 needs width and height in multiples of 16 (e.g. 640x360 is not; 640x352 is)"
-        )));
-    }
-    // The timestep transform scales by sqrt(floor(frames / 17) · 5): 0 below 17 frames, where the
-    // reference divides 0 by 0 (NaN timesteps). One frame is the image case (scale 1).
-    if t != 1 && t < 17 {
-        return Err(PipelineError::Runtime(format!(
-            "{t} frames: OpenSora 1.2 makes 1 frame or 17 and more (its 2 s clips are 51 frames)"
-        )));
-    }
     let run_started = Instant::now();
     let mut reports = Vec::new();
     let failure: RefCell<Option<String>> = RefCell::new(None);
@@ -279,6 +286,16 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opensora_sizes_and_lengths() {
+        let shape = |width, height, frames| ClipShape { width, height, frames, fps: 24.0 };
+        for ok in [shape(424, 240, 51), shape(640, 360, 102), shape(1280, 720, 17), shape(256, 144, 1)] {
+            assert_eq!(check_shape(&ok), Ok(()), "{ok:?}");
+        }
+        assert!(check_shape(&shape(420, 240, 51)).unwrap_err().contains("multiples of 8"));
+        assert!(check_shape(&shape(640, 360, 9)).unwrap_err().contains("17 and more"));
+    }
 
     #[test]
     fn the_aesthetic_score_is_appended_once() {

@@ -4,6 +4,8 @@
 //! of them cost ~15 GB of disk and most of CI's link time on a 2-core machine (a CI run died with the
 //! linker's SIGBUS when the disk filled). Run one area with `cargo test --test suite vae::`.
 
+mod common;
+
 mod cli_flow;
 mod export;
 mod flow_gpu;

@@ -7,12 +7,6 @@ use std::path::{Path, PathBuf};
 use tora_studio::verify::{self, Kind};
 use tora_studio::Backend;
 
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
-
 /// Every io file `<model>/io/<prefix>*.safetensors` under the fixtures root.
 fn io_files(prefix: &str) -> Vec<PathBuf> {
     let root = fixtures_root();
@@ -37,10 +31,7 @@ fn run_verify(kind: Kind, prefix: &str, backend: Backend) {
     if io_files(prefix).is_empty() {
         return;
     }
-    let results = verify::run(&fixtures_root(), &[kind], backend, |r| println!("{}", r.line()));
-    assert!(!results.is_empty(), "no {} checks ran", kind.name());
-    let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
-    assert!(failed.is_empty(), "{} parity failed on {backend:?}:\n{}", kind.name(), failed.join("\n"));
+    verify_passes(&[kind], backend);
 }
 
 #[test]
@@ -69,16 +60,13 @@ fn verify_rflow_wgpu() {
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use super::common::{cpu, fixtures_root, verify_passes};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tora_studio::model::load::LoadError;
 use tora_studio::model::opensora::tora::ToraStdit3;
 use tora_studio::model::opensora::{Stdit3, Stdit3Config};
-use tora_studio::model::{ComputeDevice, Precision};
+use tora_studio::model::ComputeDevice;
 use tora_studio::tensor_file::TensorFile;
-
-fn cpu() -> ComputeDevice {
-    ComputeDevice::new(Backend::Cpu, Precision::F32).expect("the CPU device always exists")
-}
 
 /// One recorded STDiT3 call of a fixture, uploaded.
 struct Inputs {

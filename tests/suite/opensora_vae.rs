@@ -4,18 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::common::{cpu, fixtures_root};
 use burn::tensor::{Tensor, TensorData};
 use tora_studio::model::load::LoadError;
 use tora_studio::model::opensora::vae::OpenSoraVae;
-use tora_studio::model::{ComputeDevice, Precision};
 use tora_studio::verify::{self, CheckResult, Kind};
 use tora_studio::Backend;
-
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
 
 /// Every model folder holding an OpenSora VAE and an `io/vae_encode.safetensors` or
 /// `io/vae_decode.safetensors`.
@@ -68,10 +62,6 @@ fn verify_opensora_vae_cpu() {
 #[test]
 fn verify_opensora_vae_wgpu() {
     run_verify(Backend::Wgpu);
-}
-
-fn cpu() -> ComputeDevice {
-    ComputeDevice::new(Backend::Cpu, Precision::F32).expect("the CPU device always exists")
 }
 
 /// Copies the VAE folder of `model` into a fresh temp model folder (no 2D VAE folder beside it),

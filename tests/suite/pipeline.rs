@@ -5,14 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::common::{fixtures_root, verify_passes};
 use tora_studio::verify::{self, Kind};
 use tora_studio::Backend;
-
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
 
 /// Model folders (holding `io/pipeline.safetensors`) whose transformer takes `in_channels`
 /// (16 = T2V, 32 = I2V).
@@ -46,10 +41,7 @@ fn run_verify(backend: Backend) {
     if model_dirs(16).is_empty() && model_dirs(32).is_empty() {
         return;
     }
-    let results = verify::run(&fixtures_root(), &[Kind::Pipeline], backend, |r| println!("{}", r.line()));
-    assert!(!results.is_empty(), "no pipeline checks ran");
-    let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
-    assert!(failed.is_empty(), "pipeline parity failed on {backend:?}:\n{}", failed.join("\n"));
+    verify_passes(&[Kind::Pipeline], backend);
 }
 
 #[test]

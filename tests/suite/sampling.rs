@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::common::{cpu, fixtures_root, verify_passes};
 use burn::tensor::{Tensor, TensorData};
-use tora_studio::model::{ComputeDevice, Precision};
+use tora_studio::model::ComputeDevice;
 use tora_studio::sampling::schedule::{inference_timesteps, numpy_arange, NoiseSchedule};
 use tora_studio::sampling::{
     apply_guidance, dynamic_guidance_scales, guidance_scales, DdimScheduler, DpmScheduler, NoiseError, NoiseSource,
@@ -15,12 +16,6 @@ use tora_studio::sampling::{
 };
 use tora_studio::verify::{self, Kind};
 use tora_studio::Backend;
-
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
 
 /// Model folders that carry a scheduler fixture.
 fn scheduler_model_dirs() -> Vec<PathBuf> {
@@ -46,10 +41,8 @@ fn run_verify(backend: Backend) {
     if scheduler_model_dirs().is_empty() {
         return;
     }
-    let results = verify::run(&fixtures_root(), &[Kind::Scheduler], backend, |r| println!("{}", r.line()));
+    let results = verify_passes(&[Kind::Scheduler], backend);
     assert!(results.iter().any(|r| r.case.contains("/step")), "no scheduler chain checks ran");
-    let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
-    assert!(failed.is_empty(), "scheduler parity failed on {backend:?}:\n{}", failed.join("\n"));
 }
 
 #[test]
@@ -60,10 +53,6 @@ fn verify_scheduler_cpu() {
 #[test]
 fn verify_scheduler_wgpu() {
     run_verify(Backend::Wgpu);
-}
-
-fn cpu() -> ComputeDevice {
-    ComputeDevice::new(Backend::Cpu, Precision::F32).expect("cpu device")
 }
 
 fn tensor(device: &ComputeDevice, shape: [usize; 5], values: Vec<f32>) -> Tensor<5> {

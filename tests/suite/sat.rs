@@ -7,17 +7,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::common::{cpu, fixtures_root};
 use tora_studio::model::load::model_folder::{ComponentKind, FolderKind, ModelFolder, SatTree};
 use tora_studio::model::load::sat::{self, SatSemantics};
 use tora_studio::model::load::{Checkpoint, Layout, LoadError, Served, TensorLoader};
-use tora_studio::model::{ComputeDevice, Precision};
-use tora_studio::{verify, Backend};
-
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
+use tora_studio::verify;
 
 /// Every SAT tree under the fixtures: the folder holding `tora/<variant>/mp_rank_00_model_states.pt`.
 fn sat_folders() -> Vec<PathBuf> {
@@ -63,10 +57,6 @@ fn fails(r: Result<Checkpoint, LoadError>) -> LoadError {
         Ok(c) => panic!("{} opened, but should not have", c.source().display()),
         Err(e) => e,
     }
-}
-
-fn cpu() -> ComputeDevice {
-    ComputeDevice::new(Backend::Cpu, Precision::F32).expect("cpu device")
 }
 
 /// The view serves exactly the twin's keys, each with the same shape and bit-identical values

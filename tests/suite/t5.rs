@@ -5,17 +5,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::common::{cpu, fixtures_root, verify_passes};
 use tora_studio::model::load::{Checkpoint, LoadError};
 use tora_studio::model::t5::{T5EncoderModel, T5TextEncoder, T5Tokenizer};
-use tora_studio::model::{ComputeDevice, Precision};
 use tora_studio::verify::{self, Kind};
 use tora_studio::Backend;
-
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
 
 /// Every model folder that has an `io/t5.safetensors` (the folder holding `io/`).
 fn t5_model_dirs() -> Vec<PathBuf> {
@@ -41,11 +35,7 @@ fn run_verify(backend: Backend) {
     if t5_model_dirs().is_empty() {
         return;
     }
-    let root = fixtures_root();
-    let results = verify::run(&root, &[Kind::T5], backend, |r| println!("{}", r.line()));
-    assert!(!results.is_empty(), "no t5 checks ran");
-    let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
-    assert!(failed.is_empty(), "t5 parity failed on {backend:?}:\n{}", failed.join("\n"));
+    verify_passes(&[Kind::T5], backend);
 }
 
 #[test]
@@ -56,10 +46,6 @@ fn verify_t5_cpu() {
 #[test]
 fn verify_t5_wgpu() {
     run_verify(Backend::Wgpu);
-}
-
-fn cpu() -> ComputeDevice {
-    ComputeDevice::new(Backend::Cpu, Precision::F32).expect("the CPU device always exists")
 }
 
 /// Copies `model/text_encoder` and `model/tokenizer` into a fresh temp pipeline folder.

@@ -5,18 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::common::fixtures_root;
 use eframe::egui;
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
 use tora_studio::app::{scan_model_folder, ExportFormat, Level, Outcome, SideTab, StudioApp};
 use tora_studio::tensor_file::TensorFile;
 use tora_studio::trajectory::{Keyframe, Scene, Timing, Track};
-
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
 
 /// A fixture model folder of the wanted kind (by what its transformer config says) and the scene
 /// its `io/pipeline.safetensors` was made with (size, frame count, tracks).

@@ -4,18 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::common::{cpu, fixtures_root, verify_passes};
 use tora_studio::model::cogvideox::vae::{AutoencoderKLCogVideoX, Tiling};
 use tora_studio::model::load::LoadError;
-use tora_studio::model::{ComputeDevice, Precision};
 use tora_studio::tensor_file::TensorFile;
 use tora_studio::verify::{self, Kind};
 use tora_studio::Backend;
-
-fn fixtures_root() -> PathBuf {
-    std::env::var_os("TORA_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
 
 fn is_cogvideox_vae(model: &Path) -> bool {
     std::fs::read_to_string(model.join("vae/config.json")).is_ok_and(|t| t.contains("\"AutoencoderKLCogVideoX\""))
@@ -48,11 +42,7 @@ fn run_verify(backend: Backend) {
     if encode.is_empty() && decode.is_empty() {
         return;
     }
-    let results =
-        verify::run(&fixtures_root(), &[Kind::VaeEncode, Kind::VaeDecode], backend, |r| println!("{}", r.line()));
-    assert!(!results.is_empty(), "no vae checks ran");
-    let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
-    assert!(failed.is_empty(), "vae parity failed on {backend:?}:\n{}", failed.join("\n"));
+    let results = verify_passes(&[Kind::VaeEncode, Kind::VaeDecode], backend);
     // Every fixture produced its main checks.
     let root = fixtures_root();
     for (dirs, name) in [(&encode, "vae_encode/latent_mean"), (&decode, "vae_decode/frames")] {
@@ -71,10 +61,6 @@ fn verify_vae_cpu() {
 #[test]
 fn verify_vae_wgpu() {
     run_verify(Backend::Wgpu);
-}
-
-fn cpu() -> ComputeDevice {
-    ComputeDevice::new(Backend::Cpu, Precision::F32).expect("the CPU device always exists")
 }
 
 fn tora(args: &[&str]) -> std::process::Output {
