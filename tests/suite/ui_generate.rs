@@ -330,40 +330,48 @@ fn a_sat_tree_generates_from_the_studio_at_any_size() {
         assert!(!report.fixed_size);
 
         // A size and length other than the model's sample grid.
-        let scene = Scene {
-            width: 64,
-            height: 48,
-            frames: 17,
-            tracks: vec![Track::new("t", [230, 57, 70], vec![Keyframe::at(10.0, 10.0), Keyframe::at(50.0, 40.0)])],
-            ..Scene::default()
-        };
         let data = tempfile::tempdir().unwrap();
         let image = data.path().join("first.png");
         image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])).save(&image).unwrap();
-        let mut h = studio(scene, data.path());
-        h.state_mut().generate_form_mut().model_dir = model.display().to_string();
-        h.state_mut().generate_form_mut().settings.prompt = "a kite".into();
-        h.state_mut().generate_form_mut().settings.steps = 2;
-        h.state_mut().generate_form_mut().settings.image = Some(image);
-        pump_until(&mut h, "the SAT scan", Duration::from_secs(30), |a| {
-            a.model_report().is_some_and(|r| r.dir == model && r.usable())
-        });
-        h.state_mut().set_side_tab(SideTab::Models);
-        h.run_steps(2);
-        assert!(h.query_all_by_label_contains("Tora SAT checkpoint tree").next().is_some());
-        h.state_mut().set_side_tab(SideTab::Generate);
-        h.run_steps(2);
-        click(&mut h, "Generate video");
-        pump_until(&mut h, "the SAT run", Duration::from_secs(600), |a| !a.generation_running());
-        assert!(
-            matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
-            "{:?}; notices {:?}",
-            h.state().generation_outcome(),
-            h.state().notices()
-        );
-        assert_eq!(h.state().result_frames(), 17);
-        h.state_mut().shutdown();
+        generate_a_kite_in_the_studio(&model, Some(image), data.path(), &["Tora SAT checkpoint tree"]);
     }
+}
+
+/// Through the panel: a 64x48, 17-frame one-track scene, model folder and prompt typed, the Models
+/// tab showing `models_tab_says`, Generate pressed; the run must finish with a kept 17-frame take.
+fn generate_a_kite_in_the_studio(model: &Path, image: Option<PathBuf>, data: &Path, models_tab_says: &[&str]) {
+    let scene = Scene {
+        width: 64,
+        height: 48,
+        frames: 17,
+        tracks: vec![Track::new("t", [230, 57, 70], vec![Keyframe::at(10.0, 10.0), Keyframe::at(50.0, 40.0)])],
+        ..Scene::default()
+    };
+    let mut h = studio(scene, data);
+    h.state_mut().generate_form_mut().model_dir = model.display().to_string();
+    h.state_mut().generate_form_mut().settings.prompt = "a kite".into();
+    h.state_mut().generate_form_mut().settings.steps = 2;
+    h.state_mut().generate_form_mut().settings.image = image;
+    pump_until(&mut h, "the model scan", Duration::from_secs(30), |a| {
+        a.model_report().is_some_and(|r| r.dir == model && r.usable())
+    });
+    h.state_mut().set_side_tab(SideTab::Models);
+    h.run_steps(2);
+    for text in models_tab_says {
+        assert!(h.query_all_by_label_contains(text).next().is_some(), "the Models tab does not say {text:?}");
+    }
+    h.state_mut().set_side_tab(SideTab::Generate);
+    h.run_steps(2);
+    click(&mut h, "Generate video");
+    pump_until(&mut h, "the run", Duration::from_secs(600), |a| !a.generation_running());
+    assert!(
+        matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
+        "{:?}; notices {:?}",
+        h.state().generation_outcome(),
+        h.state().notices()
+    );
+    assert_eq!(h.state().result_frames(), 17);
+    h.state_mut().shutdown();
 }
 
 /// An OpenSora 1.2 folder as a user assembles it (links to the tiny fixtures: STDiT3, VAE v1.2 with
@@ -405,35 +413,5 @@ fn an_opensora_folder_generates_from_the_studio() {
     assert!(report.usable(), "{}", report.summary());
     assert_eq!(report.image_to_video, Some(false));
     assert!(report.summary().contains("text-to-video"), "{}", report.summary());
-
-    let scene = Scene {
-        width: 64,
-        height: 48,
-        frames: 17,
-        tracks: vec![Track::new("t", [230, 57, 70], vec![Keyframe::at(10.0, 10.0), Keyframe::at(50.0, 40.0)])],
-        ..Scene::default()
-    };
-    let mut h = studio(scene, data.path());
-    h.state_mut().generate_form_mut().model_dir = model.display().to_string();
-    h.state_mut().generate_form_mut().settings.prompt = "a kite".into();
-    h.state_mut().generate_form_mut().settings.steps = 2;
-    pump_until(&mut h, "the OpenSora scan", Duration::from_secs(30), |a| {
-        a.model_report().is_some_and(|r| r.dir == model && r.usable())
-    });
-    h.state_mut().set_side_tab(SideTab::Models);
-    h.run_steps(2);
-    assert!(h.query_all_by_label_contains("OpenSora 1.2").next().is_some());
-    assert!(h.query_all_by_label_contains("the trajectory has no effect").next().is_some());
-    h.state_mut().set_side_tab(SideTab::Generate);
-    h.run_steps(2);
-    click(&mut h, "Generate video");
-    pump_until(&mut h, "the OpenSora run", Duration::from_secs(600), |a| !a.generation_running());
-    assert!(
-        matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
-        "{:?}; notices {:?}",
-        h.state().generation_outcome(),
-        h.state().notices()
-    );
-    assert_eq!(h.state().result_frames(), 17);
-    h.state_mut().shutdown();
+    generate_a_kite_in_the_studio(&model, None, data.path(), &["OpenSora 1.2", "the trajectory has no effect"]);
 }

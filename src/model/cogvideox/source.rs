@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::vae::{AutoencoderKLCogVideoX, VaeConfig};
 use super::{ToraTransformer3D, TransformerConfig};
-use crate::model::load::model_folder::{SatTree, SatYaml};
+use crate::model::load::model_folder::SatTree;
 use crate::model::load::sat::{self, SatSemantics};
 use crate::model::load::{read_config, ComponentDir, LoadError};
 use crate::model::t5::T5TextEncoder;
@@ -53,25 +53,6 @@ impl ModelSource {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        match self {
-            ModelSource::Diffusers { root } => root,
-            ModelSource::Sat { tree, .. } => &tree.root,
-        }
-    }
-
-    /// `diffusers` or `SAT`, for messages and reports.
-    pub fn layout_name(&self) -> &'static str {
-        match self {
-            ModelSource::Diffusers { .. } => "diffusers",
-            ModelSource::Sat { .. } => "SAT",
-        }
-    }
-
-    fn sat_yaml(tree: &SatTree) -> Result<SatYaml, LoadError> {
-        tree.yaml()
-    }
-
     /// The transformer's config (from `transformer/config.json`, or the SAT yaml), with the run-time
     /// semantics switches set for the layout.
     pub fn transformer_config(&self) -> Result<TransformerConfig, LoadError> {
@@ -81,7 +62,7 @@ impl ModelSource {
                 read_config(&component.config_path())?
             }
             ModelSource::Sat { tree, .. } => {
-                let yaml = Self::sat_yaml(tree)?;
+                let yaml = tree.yaml()?;
                 serde_json::from_value(yaml.transformer_config()?)
                     .map_err(|e| LoadError::Config { path: yaml.path.clone(), reason: e.to_string() })?
             }
@@ -117,7 +98,7 @@ impl ModelSource {
                 read_config(&component.config_path())
             }
             ModelSource::Sat { tree, .. } => {
-                let yaml = Self::sat_yaml(tree)?;
+                let yaml = tree.yaml()?;
                 let groups = tree.diffusers_twin().and_then(|twin| {
                     let v: serde_json::Value = read_config(&twin.join("vae").join("config.json")).ok()?;
                     v.get("norm_num_groups")?.as_u64()
@@ -164,7 +145,8 @@ impl ModelSource {
         match self {
             ModelSource::Diffusers { root } => SchedulerConfig::load(root),
             ModelSource::Sat { tree, .. } => {
-                let yaml = Self::sat_yaml(tree)
+                let yaml = tree
+                    .yaml()
                     .map_err(|e| SamplingError::Config { path: tree.root.clone(), reason: e.to_string() })?;
                 let text = yaml.scheduler_config().to_string();
                 SchedulerConfig::from_json(&text).map_err(|reason| SamplingError::Config { path: yaml.path, reason })
