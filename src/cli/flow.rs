@@ -51,7 +51,7 @@ fn write_output(out: &std::path::Path, scene: &Scene, field: &MotionField) -> an
             let s = field.flow.size;
             let points: Vec<i32> = field.points.iter().flat_map(|t| t.points.iter().flat_map(|p| *p)).collect();
             let tensors = [
-                OutTensor::f32("flow", vec![s.frames, s.height, s.width, 2], &field.flow.data),
+                OutTensor::f32("flow", vec![s.frames, s.height, s.width, 2], &field.flow.to_dense()),
                 OutTensor::i32("points", vec![field.points.len(), s.frames, 2], &points),
                 OutTensor::u8("flow_rgb", vec![s.frames, 3, s.height, s.width], &field.rgb.data),
                 OutTensor::f32("video_flow", vec![s.frames, 3, s.height, s.width], &field.video_flow()),

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{ClipSize, DenseFlow};
+use super::{ClipSize, FlowField};
 
 /// Entries per segment of the Middlebury colour wheel: RY, YG, GC, CB, BM, MR.
 const SEGMENTS: [usize; 6] = [15, 6, 4, 11, 13, 6];
@@ -91,9 +91,8 @@ fn floor(x: f32) -> f32 {
 }
 
 /// `flow_to_image` over the whole clip. Pixels outside each frame's kernel boxes have exactly
-/// zero flow, which always maps to white (norm 0), so only the boxes are evaluated — each pixel
-/// once, where boxes overlap too.
-pub fn flow_to_rgb(flow: &DenseFlow) -> FlowRgb {
+/// zero flow, which always maps to white (norm 0), so only the stored spans are evaluated.
+pub fn flow_to_rgb(flow: &FlowField) -> FlowRgb {
     let size = flow.size;
     let max_norm = flow.max_norm();
     let denom = max_norm + f32::EPSILON;
@@ -103,29 +102,22 @@ pub fn flow_to_rgb(flow: &DenseFlow) -> FlowRgb {
     // faults of this 50 MB buffer are spread over the threads instead of one memset.
     let mut data = vec![0u8; size.frames * 3 * n];
     if n > 0 {
-        data.par_chunks_mut(3 * n).enumerate().for_each(|(t, planes)| {
+        data.par_chunks_mut(3 * n).zip(&flow.frames).for_each(|(planes, frame)| {
             planes.fill(255);
-            let boxes = &flow.boxes[t];
-            let mut spans: Vec<(usize, usize)> = Vec::with_capacity(boxes.len());
-            for y in flow.support[t].y0..flow.support[t].y1 {
-                spans.clear();
-                spans.extend(boxes.iter().filter(|b| (b.y0..b.y1).contains(&y)).map(|b| (b.x0, b.x1)));
-                spans.sort_unstable();
-                let row = &flow.data[(t * size.height + y) * w * 2..(t * size.height + y + 1) * w * 2];
-                let mut done = 0; // pixels of this row left of `done` are coloured
-                for &(x0, x1) in &spans {
-                    for x in x0.max(done)..x1 {
-                        let (dx, dy) = (row[2 * x], row[2 * x + 1]);
-                        if dx == 0.0 && dy == 0.0 {
-                            continue;
-                        }
-                        let rgb = wheel_colour(&unit, dx / denom, dy / denom);
-                        let i = y * w + x;
-                        planes[i] = rgb[0];
-                        planes[n + i] = rgb[1];
-                        planes[2 * n + i] = rgb[2];
+            let (r, rest) = planes.split_at_mut(n);
+            let (g, b) = rest.split_at_mut(n);
+            for span in &frame.spans {
+                let at = span.y * w + span.x0;
+                let pixels = r[at..at + span.len()]
+                    .iter_mut()
+                    .zip(&mut g[at..at + span.len()])
+                    .zip(&mut b[at..at + span.len()])
+                    .zip(frame.span_values(span));
+                for (((r, g), b), &[dx, dy]) in pixels {
+                    if dx == 0.0 && dy == 0.0 {
+                        continue;
                     }
-                    done = done.max(x1);
+                    [*r, *g, *b] = wheel_colour(&unit, dx / denom, dy / denom);
                 }
             }
         });

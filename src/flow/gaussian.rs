@@ -4,10 +4,12 @@
 //! centre 1) and BORDER_REFLECT_101. The kernel is separable and the input is a few splats per
 //! frame, so each splat adds `v * wy[y] * wx[x]`, where `wy[y]` sums the 1-D kernel over every
 //! offset whose reflected row lands on the splat's row. Computed in f64 (the exact filter the
-//! fixtures' `flow_rgb_f64conv` uses), stored as f32 like the reference.
+//! fixtures' `flow_rgb_f64conv` uses), stored as f32 like the reference, only inside the kernels'
+//! boxes ([`FlowField`]).
 
 use rayon::prelude::*;
 
+use super::field::{row_spans, FlowField, FrameFlow, RowSpan, Support};
 use super::{ClipSize, SparseFlow};
 
 /// Half-width of the 99-tap kernel.
@@ -52,91 +54,28 @@ pub fn axis_weights(len: usize, s: usize) -> (usize, Vec<f64>) {
     (lo as usize, w)
 }
 
-/// Rectangle of a frame that can hold non-zero flow; outside it the flow is exactly zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Support {
-    pub y0: usize,
-    pub y1: usize,
-    pub x0: usize,
-    pub x1: usize,
-}
-
-impl Support {
-    pub fn is_empty(&self) -> bool {
-        self.y1 <= self.y0 || self.x1 <= self.x0
-    }
-}
-
-/// The filtered flow `[T, H, W, 2]` (dx, dy), with where each frame can be non-zero.
-#[derive(Debug, Clone)]
-pub struct DenseFlow {
-    pub size: ClipSize,
-    pub data: Vec<f32>,
-    /// Per frame, the bounding rectangle of all splat kernels.
-    pub support: Vec<Support>,
-    /// Per frame, each splat kernel's rectangle (they may overlap); zero flow outside them.
-    pub boxes: Vec<Vec<Support>>,
-}
-
-impl DenseFlow {
-    /// `(dx, dy)` at a pixel.
-    pub fn at(&self, t: usize, y: usize, x: usize) -> [f32; 2] {
-        let i = ((t * self.size.height + y) * self.size.width + x) * 2;
-        [self.data[i], self.data[i + 1]]
-    }
-
-    /// Largest `sqrt(dx^2 + dy^2)` over the clip, in f32 as torchvision computes it.
-    pub fn max_norm(&self) -> f32 {
-        let (h, w) = (self.size.height, self.size.width);
-        (0..self.size.frames)
-            .into_par_iter()
-            .map(|t| {
-                let mut m = 0.0f32;
-                for s in &self.boxes[t] {
-                    for y in s.y0..s.y1 {
-                        let row = &self.data[((t * h + y) * w + s.x0) * 2..((t * h + y) * w + s.x1) * 2];
-                        for v in row.chunks_exact(2) {
-                            m = m.max((v[0] * v[0] + v[1] * v[1]).sqrt());
-                        }
-                    }
-                }
-                m
-            })
-            .reduce(|| 0.0, f32::max)
-    }
-}
-
 /// Filters every frame of the sparse flow (frame 0 stays zero: it has no splats).
-pub fn gaussian_filter(sparse: &SparseFlow) -> DenseFlow {
+pub fn gaussian_filter(sparse: &SparseFlow) -> FlowField {
     let size = sparse.size;
-    let frame_len = size.pixels() * 2;
-    let mut data = vec![0.0f32; size.frames * frame_len];
-    let mut support = vec![Support::default(); size.frames];
-    let mut boxes = vec![Vec::new(); size.frames];
-    if frame_len > 0 {
-        data.par_chunks_mut(frame_len)
-            .zip(support.par_iter_mut().zip(boxes.par_iter_mut()))
-            .zip(sparse.frames.par_iter())
-            // One f64 accumulator per worker thread, reused across frames (kept all-zero between uses).
-            .for_each_init(Vec::new, |scratch, ((frame, (support, boxes)), splats)| {
-                (*support, *boxes) = filter_frame(frame, splats, size, scratch)
-            });
-    }
-    DenseFlow { size, data, support, boxes }
+    let (frames, (support, boxes)): (Vec<FrameFlow>, (Vec<Support>, Vec<Vec<Support>>)) = sparse
+        .frames
+        .par_iter()
+        // One f64 accumulator per worker thread, reused across frames (kept all-zero between uses).
+        .map_init(Vec::new, |scratch, splats| {
+            let (frame, support, boxes) = filter_frame(splats, size, scratch);
+            (frame, (support, boxes))
+        })
+        .unzip();
+    FlowField { size, frames, support, boxes }
 }
 
 /// `(first index, weights)` of a kernel along one axis (what [`axis_weights`] returns).
 type AxisWeights = (usize, Vec<f64>);
 
-/// Filters one frame; returns the union rectangle and each splat's rectangle.
-fn filter_frame(
-    frame: &mut [f32],
-    splats: &[super::Splat],
-    size: ClipSize,
-    acc: &mut Vec<f64>,
-) -> (Support, Vec<Support>) {
+/// Filters one frame; returns its flow, the union rectangle and each splat's rectangle.
+fn filter_frame(splats: &[super::Splat], size: ClipSize, acc: &mut Vec<f64>) -> (FrameFlow, Support, Vec<Support>) {
     if splats.is_empty() {
-        return (Support::default(), Vec::new());
+        return (FrameFlow::default(), Support::default(), Vec::new());
     }
     let weights: Vec<(AxisWeights, AxisWeights)> =
         splats.iter().map(|s| (axis_weights(size.height, s.y), axis_weights(size.width, s.x))).collect();
@@ -165,22 +104,15 @@ fn filter_frame(
         .iter()
         .map(|((wy0, wy), (wx0, wx))| Support { y0: *wy0, y1: wy0 + wy.len(), x0: *wx0, x1: wx0 + wx.len() })
         .collect();
-    // Overlapping boxes write the same values twice, which is harmless.
-    for b in &boxes {
-        for y in b.y0..b.y1 {
-            let src = &acc[((y - y0) * bw + b.x0 - x0) * 2..((y - y0) * bw + b.x1 - x0) * 2];
-            let dst = &mut frame[(y * size.width + b.x0) * 2..(y * size.width + b.x1) * 2];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s as f32;
-            }
-        }
+    // Each pixel of the union once, in span order (overlapping boxes hold the summed value).
+    let spans = row_spans(&boxes);
+    let mut values = Vec::with_capacity(spans.iter().map(RowSpan::len).sum());
+    for s in &spans {
+        let row = &mut acc[((s.y - y0) * bw + s.x0 - x0) * 2..((s.y - y0) * bw + s.x1 - x0) * 2];
+        values.extend(row.chunks_exact(2).map(|v| [v[0] as f32, v[1] as f32]));
+        row.fill(0.0);
     }
-    for b in &boxes {
-        for y in b.y0..b.y1 {
-            acc[((y - y0) * bw + b.x0 - x0) * 2..((y - y0) * bw + b.x1 - x0) * 2].fill(0.0);
-        }
-    }
-    (Support { y0, y1, x0, x1 }, boxes)
+    (FrameFlow { spans, values }, Support { y0, y1, x0, x1 }, boxes)
 }
 
 #[cfg(test)]

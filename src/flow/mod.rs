@@ -9,13 +9,15 @@
 
 pub mod colour;
 pub mod displacement;
+pub mod field;
 pub mod gaussian;
 pub mod gpu;
 pub mod preview;
 
 pub use colour::{flow_to_rgb, video_flow_from_rgb, FlowRgb};
 pub use displacement::{sparse_displacement, SparseFlow, Splat};
-pub use gaussian::{gaussian_filter, DenseFlow, KERNEL_RADIUS};
+pub use field::{FlowField, FrameFlow, RowSpan, Support};
+pub use gaussian::{gaussian_filter, KERNEL_RADIUS};
 
 use crate::trajectory::{FramePoints, Scene, TrajectoryError};
 
@@ -48,8 +50,8 @@ pub struct TrackPoints {
 pub struct MotionField {
     /// Per-track pixel positions, `[N][T]` of (x, y).
     pub points: Vec<TrackPoints>,
-    /// Filtered flow `[T, H, W, 2]`.
-    pub flow: DenseFlow,
+    /// Filtered flow (`[T, H, W, 2]` in meaning; stored where it can be non-zero).
+    pub flow: FlowField,
     /// `flow_to_image` of the whole clip, `[T, 3, H, W]`.
     pub rgb: FlowRgb,
 }

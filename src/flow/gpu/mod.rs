@@ -21,8 +21,7 @@ use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
 use super::colour::colour_wheel;
-use super::gaussian::Support;
-use super::{sparse_displacement, ClipSize, DenseFlow, FlowRgb, MotionField, TrackPoints};
+use super::{sparse_displacement, ClipSize, FlowField, FlowRgb, MotionField, Support, TrackPoints};
 use chunks::ChunkPlan;
 use kernels::Kernels;
 use tables::SplatTables;
@@ -148,7 +147,7 @@ impl GpuFlow {
         let max_norm = run.field.max_norm;
         Ok(MotionField {
             points: tracks,
-            flow: DenseFlow { size, data: flow, support: run.support, boxes: run.boxes },
+            flow: FlowField::from_dense(size, &flow, run.support, run.boxes),
             rgb: FlowRgb { size, data: planes, max_norm },
         })
     }

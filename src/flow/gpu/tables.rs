@@ -3,7 +3,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::super::gaussian::{axis_weights, Support};
+use super::super::gaussian::axis_weights;
+use super::super::Support;
 use super::super::{ClipSize, SparseFlow};
 
 /// `FrameSplats` in WGSL: one frame's splat range and its non-zero rectangle.
