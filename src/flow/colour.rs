@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{ClipSize, FlowField};
+use super::{buffer, ClipSize, FlowField};
 
 /// Entries per segment of the Middlebury colour wheel: RY, YG, GC, CB, BM, MR.
 const SEGMENTS: [usize; 6] = [15, 6, 4, 11, 13, 6];
@@ -64,6 +64,12 @@ pub fn unit_wheel(wheel: &[[f32; 3]; WHEEL_LEN]) -> [[f32; 3]; WHEEL_LEN] {
 pub fn wheel_colour(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
     let norm = (u * u + v * v).sqrt();
     let a = (-v).atan2(-u) / std::f32::consts::PI;
+    colour_at(unit, norm, a)
+}
+
+/// The wheel interpolation of [`wheel_colour`] for a norm and an angle `a = atan2(-v, -u) / pi`.
+#[inline(always)]
+fn colour_at(unit: &[[f32; 3]; WHEEL_LEN], norm: f32, a: f32) -> [u8; 3] {
     let fk = (a + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
     let k0 = (floor(fk) as usize).min(WHEEL_LEN - 1);
     let k1 = if k0 + 1 == WHEEL_LEN { 0 } else { k0 + 1 };
@@ -76,6 +82,68 @@ pub fn wheel_colour(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
         out[c] = floor(255.0 * col) as u8;
     }
     out
+}
+
+/// [`wheel_colour`] of `flow / denom` for a run of pixels, into the three colour planes.
+///
+/// The same operations in the same order, arranged in passes over small batches so that all
+/// but the table lookups and the libm `atan2f` calls run four lanes at a time (SSE2's division,
+/// square root, min/max and truncation are IEEE-exact, like the scalar ones). Zero flow needs no
+/// special case: its norm is 0, which gives white.
+pub fn colour_run(
+    unit: &[[f32; 3]; WHEEL_LEN],
+    denom: f32,
+    flow: &[[f32; 2]],
+    r: &mut [u8],
+    g: &mut [u8],
+    b: &mut [u8],
+) {
+    const BATCH: usize = 64;
+    let (mut u, mut v, mut norm) = ([0.0f32; BATCH], [0.0f32; BATCH], [0.0f32; BATCH]);
+    let mut k0 = [0usize; BATCH];
+    let mut ends = [[0.0f32; BATCH]; 6]; // c0 then c1 per channel
+    let mut start = 0;
+    for values in flow.chunks(BATCH) {
+        let n = values.len();
+        for (i, &[dx, dy]) in values.iter().enumerate() {
+            u[i] = dx / denom;
+            v[i] = dy / denom;
+        }
+        for i in 0..n {
+            norm[i] = (u[i] * u[i] + v[i] * v[i]).sqrt();
+        }
+        for i in 0..n {
+            u[i] = (-v[i]).atan2(-u[i]) / std::f32::consts::PI; // u := a
+        }
+        for i in 0..n {
+            let fk = (u[i] + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
+            let k = floor(fk).clamp(0.0, (WHEEL_LEN - 1) as f32);
+            k0[i] = k as usize;
+            v[i] = fk - k; // v := f
+        }
+        for i in 0..n {
+            let (c0, c1) = (unit[k0[i]], unit[if k0[i] + 1 == WHEEL_LEN { 0 } else { k0[i] + 1 }]);
+            for c in 0..3 {
+                ends[c][i] = c0[c];
+                ends[3 + c][i] = c1[c];
+            }
+        }
+        for (c, plane) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+            let (c0, c1) = (&ends[c], &ends[3 + c]);
+            for (i, out) in plane[start..start + n].iter_mut().enumerate() {
+                let col = (1.0 - v[i]) * c0[i] + v[i] * c1[i];
+                let col = 1.0 - norm[i] * (1.0 - col);
+                *out = level(255.0 * col);
+            }
+        }
+        start += n;
+    }
+}
+
+/// `floor(x) as u8` (saturating, NaN -> 0) in operations that vectorise.
+#[inline(always)]
+fn level(x: f32) -> u8 {
+    floor(x).clamp(0.0, 255.0) as i32 as u8
 }
 
 /// `f32::floor` without the library call the baseline x86-64 target makes of it (no SSE4.1);
@@ -100,25 +168,15 @@ pub fn flow_to_rgb(flow: &FlowField) -> FlowRgb {
     let (n, w) = (size.pixels(), size.width);
     // Zeroed pages come free from the allocator; each worker whitens its own frames, so the page
     // faults of this 50 MB buffer are spread over the threads instead of one memset.
-    let mut data = vec![0u8; size.frames * 3 * n];
+    let mut data: Vec<u8> = buffer::zeroed(size.frames * 3 * n);
     if n > 0 {
         data.par_chunks_mut(3 * n).zip(&flow.frames).for_each(|(planes, frame)| {
             planes.fill(255);
             let (r, rest) = planes.split_at_mut(n);
             let (g, b) = rest.split_at_mut(n);
             for span in &frame.spans {
-                let at = span.y * w + span.x0;
-                let pixels = r[at..at + span.len()]
-                    .iter_mut()
-                    .zip(&mut g[at..at + span.len()])
-                    .zip(&mut b[at..at + span.len()])
-                    .zip(frame.span_values(span));
-                for (((r, g), b), &[dx, dy]) in pixels {
-                    if dx == 0.0 && dy == 0.0 {
-                        continue;
-                    }
-                    [*r, *g, *b] = wheel_colour(&unit, dx / denom, dy / denom);
-                }
+                let at = span.y * w + span.x0..span.y * w + span.x1;
+                colour_run(&unit, denom, frame.span_values(span), &mut r[at.clone()], &mut g[at.clone()], &mut b[at]);
             }
         });
     }
@@ -129,7 +187,7 @@ pub fn flow_to_rgb(flow: &FlowField) -> FlowRgb {
 pub fn video_flow_from_rgb(rgb: &[u8]) -> Vec<f32> {
     // 256 possible inputs: look them up instead of dividing 50M times.
     let lut: [f32; 256] = std::array::from_fn(|c| c as f32 / 127.5f32 - 1.0);
-    let mut out = vec![0.0f32; rgb.len()];
+    let mut out: Vec<f32> = buffer::zeroed(rgb.len());
     out.par_chunks_mut(1 << 16).zip(rgb.par_chunks(1 << 16)).for_each(|(o, i)| {
         for (o, &c) in o.iter_mut().zip(i) {
             *o = lut[c as usize];
@@ -162,5 +220,26 @@ mod tests {
         assert_eq!(wheel_colour(&w, 1.0, 0.0), [255, 0, 0]);
         assert_eq!(wheel_colour(&w, 0.0, 0.0), [255, 255, 255]);
         assert_eq!(video_flow_from_rgb(&[0, 255]), vec![-1.0, 1.0]);
+    }
+
+    #[test]
+    fn batched_colours_equal_the_per_pixel_definition() {
+        let unit = unit_wheel(&colour_wheel());
+        // A spread of directions and lengths, exact zeros, axis-aligned vectors and signed zeros.
+        let mut flow: Vec<[f32; 2]> = (0..1000)
+            .map(|i| {
+                let t = i as f32 * 0.37;
+                let len = (i % 17) as f32 / 16.0 * 3.0;
+                [len * t.cos(), len * t.sin()]
+            })
+            .collect();
+        flow.extend([[0.0, 0.0], [-0.0, 0.0], [2.5, 0.0], [-2.5, 0.0], [0.0, 3.0], [0.0, -3.0], [-0.0, -1.0]]);
+        let denom = 3.0 + f32::EPSILON;
+        let (mut r, mut g, mut b) = (vec![0u8; flow.len()], vec![0u8; flow.len()], vec![0u8; flow.len()]);
+        colour_run(&unit, denom, &flow, &mut r, &mut g, &mut b);
+        for (i, &[dx, dy]) in flow.iter().enumerate() {
+            let expected = if dx == 0.0 && dy == 0.0 { [255; 3] } else { wheel_colour(&unit, dx / denom, dy / denom) };
+            assert_eq!([r[i], g[i], b[i]], expected, "pixel {i}: flow ({dx}, {dy})");
+        }
     }
 }

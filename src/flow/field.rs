@@ -128,7 +128,7 @@ impl FlowField {
     /// The dense `[T, H, W, 2]` flow (the fixture and `flow` tensor layout).
     pub fn to_dense(&self) -> Vec<f32> {
         let (h, w) = (self.size.height, self.size.width);
-        let mut data = vec![0.0f32; self.size.frames * h * w * 2];
+        let mut data: Vec<f32> = super::buffer::zeroed(self.size.frames * h * w * 2);
         if h * w > 0 {
             data.par_chunks_mut(h * w * 2).zip(&self.frames).for_each(|(dense, frame)| {
                 for span in &frame.spans {
