@@ -57,15 +57,19 @@ pub fn axis_weights(len: usize, s: usize) -> (usize, Vec<f64>) {
 /// Filters every frame of the sparse flow (frame 0 stays zero: it has no splats).
 pub fn gaussian_filter(sparse: &SparseFlow) -> FlowField {
     let size = sparse.size;
-    let (frames, (support, boxes)): (Vec<FrameFlow>, (Vec<Support>, Vec<Vec<Support>>)) = sparse
+    let filtered: Vec<(FrameFlow, Support, Vec<Support>)> = sparse
         .frames
         .par_iter()
         // One f64 accumulator per worker thread, reused across frames (kept all-zero between uses).
-        .map_init(Vec::new, |scratch, splats| {
-            let (frame, support, boxes) = filter_frame(splats, size, scratch);
-            (frame, (support, boxes))
-        })
-        .unzip();
+        .map_init(Vec::new, |scratch, splats| filter_frame(splats, size, scratch))
+        .collect();
+    let mut frames = Vec::with_capacity(filtered.len());
+    let (mut support, mut boxes) = (Vec::with_capacity(filtered.len()), Vec::with_capacity(filtered.len()));
+    for (f, s, b) in filtered {
+        frames.push(f);
+        support.push(s);
+        boxes.push(b);
+    }
     FlowField { size, frames, support, boxes }
 }
 
