@@ -287,14 +287,43 @@ pub(crate) fn sat_semantics_cases(root: &Path, files: &[PathBuf], file: &str) ->
         .collect()
 }
 
+/// What [`run_cases`] needs of a case: the name its report lines carry.
+pub(crate) trait NamedCase {
+    fn case_name(&self) -> &str;
+}
+
+impl NamedCase for ModelCase {
+    fn case_name(&self) -> &str {
+        &self.case
+    }
+}
+
+/// A fixture file and its report name (checkers that find their model folder themselves).
+pub(crate) struct FileCase {
+    pub case: String,
+    pub path: PathBuf,
+}
+
+impl FileCase {
+    pub fn new(root: &Path, path: &Path) -> Self {
+        FileCase { case: case_name(root, path), path: path.to_path_buf() }
+    }
+}
+
+impl NamedCase for FileCase {
+    fn case_name(&self) -> &str {
+        &self.case
+    }
+}
+
 /// Opens the f32 device once and runs `check` on every case; an error or a panic inside a case
 /// becomes that case's FAIL line instead of ending the run.
-pub(crate) fn run_cases(
+pub(crate) fn run_cases<C: NamedCase>(
     kind: Kind,
-    cases: &[ModelCase],
+    cases: &[C],
     backend: Backend,
     report: &mut dyn FnMut(CheckResult),
-    check: impl Fn(&ModelCase, &ComputeDevice, &mut dyn FnMut(CheckResult)) -> Result<(), String>,
+    mut check: impl FnMut(&C, &ComputeDevice, &mut dyn FnMut(CheckResult)) -> Result<(), String>,
 ) {
     if cases.is_empty() {
         return;
@@ -303,17 +332,18 @@ pub(crate) fn run_cases(
         Ok(d) => d,
         Err(e) => {
             for c in cases {
-                report(CheckResult::failed(kind, c.case.clone(), e.to_string()));
+                report(CheckResult::failed(kind, c.case_name().to_string(), e.to_string()));
             }
             return;
         }
     };
     for c in cases {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(c, &device, &mut *report)));
+        let name = || c.case_name().to_string();
         match outcome {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => report(CheckResult::failed(kind, c.case.clone(), e)),
-            Err(_) => report(CheckResult::failed(kind, c.case.clone(), "the check panicked (see stderr)")),
+            Ok(Err(e)) => report(CheckResult::failed(kind, name(), e)),
+            Err(_) => report(CheckResult::failed(kind, name(), "the check panicked (see stderr)")),
         }
     }
 }

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
 
-use super::{case_name, max_abs_diff, CheckResult, Kind};
+use super::{max_abs_diff, run_cases, CheckResult, FileCase, Kind};
 use crate::model::opensora::Stdit3;
-use crate::model::{ComputeDevice, Precision};
+use crate::model::ComputeDevice;
 use crate::sampling::rflow::{Rflow, RflowConfig, VideoSize};
 use crate::tensor_file::TensorFile;
 use crate::Backend;
@@ -56,44 +56,23 @@ fn transformer_checks(
     report: &mut dyn FnMut(CheckResult),
 ) {
     let prefix = if kind == Kind::Stdit3 { "stdit3" } else { "rflow" };
-    let cases = io_files(files, prefix);
-    if cases.is_empty() {
-        return;
-    }
-    let device = match ComputeDevice::new(backend, Precision::F32) {
-        Ok(d) => d,
-        Err(e) => {
-            for path in cases {
-                report(CheckResult::failed(kind, case_name(root, path), e.to_string()));
-            }
-            return;
-        }
-    };
+    let cases: Vec<FileCase> = io_files(files, prefix).into_iter().map(|p| FileCase::new(root, p)).collect();
     // One model per model folder.
     let mut loaded: Option<(PathBuf, Stdit3)> = None;
-    for path in cases {
-        let case = case_name(root, path);
-        let Some(model_dir) = path.parent().and_then(Path::parent) else { continue };
+    run_cases(kind, &cases, backend, report, |c, device, report| {
+        let model_dir = c.path.parent().and_then(Path::parent).ok_or("an io file outside a model folder")?;
         if loaded.as_ref().map(|(d, _)| d.as_path()) != Some(model_dir) {
-            match Stdit3::load(model_dir, &device) {
-                Ok((m, _)) => loaded = Some((model_dir.to_path_buf(), m)),
-                Err(e) => {
-                    report(CheckResult::failed(kind, case, e.to_string()));
-                    loaded = None;
-                    continue;
-                }
-            }
+            loaded = None;
+            let (model, _) = Stdit3::load(model_dir, device).map_err(|e| e.to_string())?;
+            loaded = Some((model_dir.to_path_buf(), model));
         }
-        let Some((_, model)) = &loaded else { continue };
-        let result = if kind == Kind::Stdit3 {
-            check_stdit3(&case, path, model, &device, report)
+        let Some((_, model)) = &loaded else { unreachable!("loaded above") };
+        if kind == Kind::Stdit3 {
+            check_stdit3(&c.case, &c.path, model, device, report)
         } else {
-            check_rflow(&case, path, model, &device, report)
-        };
-        if let Err(e) = result {
-            report(CheckResult::failed(kind, case, e));
+            check_rflow(&c.case, &c.path, model, device, report)
         }
-    }
+    });
 }
 
 /// A fixture file with typed device uploads.

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::{case_name, max_abs_diff, CheckResult, Kind};
+use super::{max_abs_diff, run_cases, CheckResult, FileCase, Kind};
 use crate::model::opensora::vae::OpenSoraVae;
-use crate::model::{ComputeDevice, Precision};
+use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
 use crate::Backend;
 
@@ -40,26 +40,12 @@ fn opensora_model_dir(path: &Path) -> Option<&Path> {
 
 pub fn run(kind: Kind, root: &Path, files: &[PathBuf], backend: Backend, report: &mut dyn FnMut(CheckResult)) {
     let Some(name) = file_name(kind) else { return };
-    let cases: Vec<&PathBuf> =
-        files.iter().filter(|p| p.file_name().is_some_and(|n| n == name) && opensora_model_dir(p).is_some()).collect();
-    if cases.is_empty() {
-        return;
-    }
-    let device = match ComputeDevice::new(backend, Precision::F32) {
-        Ok(d) => d,
-        Err(e) => {
-            for path in cases {
-                report(CheckResult::failed(kind, case_name(root, path), e.to_string()));
-            }
-            return;
-        }
-    };
-    for path in cases {
-        let case = case_name(root, path);
-        if let Err(e) = check_case(kind, &case, path, &device, report) {
-            report(CheckResult::failed(kind, case, e));
-        }
-    }
+    let cases: Vec<FileCase> = files
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == name) && opensora_model_dir(p).is_some())
+        .map(|p| FileCase::new(root, p))
+        .collect();
+    run_cases(kind, &cases, backend, report, |c, device, report| check_case(kind, &c.case, &c.path, device, report));
 }
 
 fn check_case(
