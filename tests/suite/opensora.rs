@@ -69,6 +69,7 @@ use tora_studio::model::ComputeDevice;
 use tora_studio::tensor_file::TensorFile;
 
 /// One recorded STDiT3 call of a fixture, uploaded.
+#[derive(Clone)]
 struct Inputs {
     x: Tensor<5>,
     timestep: Tensor<1>,
@@ -78,6 +79,20 @@ struct Inputs {
     fps: Tensor<1>,
     height: f32,
     width: f32,
+}
+
+impl Inputs {
+    /// The plain STDiT3 forward on these inputs.
+    fn plain(&self, model: &Stdit3) -> Tensor<5> {
+        let i = self.clone();
+        model.forward(i.x, i.timestep, i.y, i.mask, i.x_mask, i.fps, i.height, i.width)
+    }
+
+    /// The Tora forward on these inputs, guided by `flow` (a flow latent) or not.
+    fn tora(&self, model: &ToraStdit3, flow: Option<Tensor<5>>) -> Tensor<5> {
+        let i = self.clone();
+        model.forward(i.x, i.timestep, i.y, i.mask, i.x_mask, i.fps, i.height, i.width, flow).expect("forward")
+    }
 }
 
 fn inputs(path: &Path, device: &ComputeDevice) -> Inputs {
@@ -199,19 +214,8 @@ fn tora_zero_init_reproduces_stdit3() {
         let (tora, _) = ToraStdit3::load(&model_dir, None, &device).expect("load Tora-STDiT3");
         let i = inputs(&case, &device);
         let flow = flow_latent(&i.x, 7, &device);
-        let plain = tora.base.forward(
-            i.x.clone(),
-            i.timestep.clone(),
-            i.y.clone(),
-            i.mask.clone(),
-            i.x_mask.clone(),
-            i.fps.clone(),
-            i.height,
-            i.width,
-        );
-        let guided = tora
-            .forward(i.x, i.timestep, i.y, i.mask, i.x_mask, i.fps, i.height, i.width, Some(flow))
-            .expect("forward");
+        let plain = i.plain(&tora.base);
+        let guided = i.tora(&tora, Some(flow));
         let d = max_diff(plain, guided);
         println!("{}: |tora(zero TE/MGF) - stdit3| = {d:e}", case.display());
         assert_eq!(d, 0.0, "{}: zero-initialised TE/MGF changed the output by {d}", case.display());
@@ -232,30 +236,8 @@ fn tora_random_weights_follow_the_trajectory() {
         assert_eq!(tora.motion.fuser.len(), config.depth);
         assert_eq!(tora.motion.traj_extractor.body.len(), 2 * config.depth);
         let i = inputs(&case, &device);
-        let run = |flow: Option<Tensor<5>>| {
-            tora.forward(
-                i.x.clone(),
-                i.timestep.clone(),
-                i.y.clone(),
-                i.mask.clone(),
-                i.x_mask.clone(),
-                i.fps.clone(),
-                i.height,
-                i.width,
-                flow,
-            )
-            .expect("forward")
-        };
-        let plain = tora.base.forward(
-            i.x.clone(),
-            i.timestep.clone(),
-            i.y.clone(),
-            i.mask.clone(),
-            i.x_mask.clone(),
-            i.fps.clone(),
-            i.height,
-            i.width,
-        );
+        let run = |flow: Option<Tensor<5>>| i.tora(&tora, flow);
+        let plain = i.plain(&tora.base);
         let none = run(None);
         let a = run(Some(flow_latent(&i.x, 1, &device)));
         let b = run(Some(flow_latent(&i.x, 2, &device)));
