@@ -64,12 +64,6 @@ pub fn unit_wheel(wheel: &[[f32; 3]; WHEEL_LEN]) -> [[f32; 3]; WHEEL_LEN] {
 pub fn wheel_colour(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
     let norm = (u * u + v * v).sqrt();
     let a = (-v).atan2(-u) / std::f32::consts::PI;
-    colour_at(unit, norm, a)
-}
-
-/// The wheel interpolation of [`wheel_colour`] for a norm and an angle `a = atan2(-v, -u) / pi`.
-#[inline(always)]
-fn colour_at(unit: &[[f32; 3]; WHEEL_LEN], norm: f32, a: f32) -> [u8; 3] {
     let fk = (a + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
     let k0 = (floor(fk) as usize).min(WHEEL_LEN - 1);
     let k1 = if k0 + 1 == WHEEL_LEN { 0 } else { k0 + 1 };

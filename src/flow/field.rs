@@ -22,6 +22,17 @@ impl Support {
     pub fn is_empty(&self) -> bool {
         self.y1 <= self.y0 || self.x1 <= self.x0
     }
+
+    /// The bounding rectangle of `boxes` (empty when there are none).
+    pub fn bounding(boxes: &[Support]) -> Support {
+        let Some(first) = boxes.first() else { return Support::default() };
+        boxes.iter().fold(*first, |u, b| Support {
+            y0: u.y0.min(b.y0),
+            y1: u.y1.max(b.y1),
+            x0: u.x0.min(b.x0),
+            x1: u.x1.max(b.x1),
+        })
+    }
 }
 
 /// Pixels `x0..x1` of row `y`; their values start at `start` in the frame's value list.
@@ -44,9 +55,7 @@ impl RowSpan {
 
 /// The union of `boxes` as disjoint row spans, rows top to bottom, left to right in a row.
 pub fn row_spans(boxes: &[Support]) -> Vec<RowSpan> {
-    let (Some(y0), Some(y1)) = (boxes.iter().map(|b| b.y0).min(), boxes.iter().map(|b| b.y1).max()) else {
-        return Vec::new();
-    };
+    let Support { y0, y1, .. } = Support::bounding(boxes);
     let mut spans = Vec::new();
     let mut row: Vec<(usize, usize)> = Vec::with_capacity(boxes.len());
     let mut start = 0;
@@ -102,8 +111,6 @@ impl FrameFlow {
 pub struct FlowField {
     pub size: ClipSize,
     pub frames: Vec<FrameFlow>,
-    /// Per frame, the bounding rectangle of all splat kernels.
-    pub support: Vec<Support>,
     /// Per frame, each splat kernel's rectangle (they may overlap); zero flow outside them.
     pub boxes: Vec<Vec<Support>>,
 }
@@ -112,6 +119,11 @@ impl FlowField {
     /// `(dx, dy)` at a pixel.
     pub fn at(&self, t: usize, y: usize, x: usize) -> [f32; 2] {
         self.frames[t].at(y, x)
+    }
+
+    /// Frame `t`'s bounding rectangle of all splat kernels; the flow is zero outside it.
+    pub fn support(&self, t: usize) -> Support {
+        Support::bounding(&self.boxes[t])
     }
 
     /// Largest `sqrt(dx^2 + dy^2)` over the clip, in f32 as torchvision computes it. The root is
@@ -143,7 +155,7 @@ impl FlowField {
     }
 
     /// Keeps the parts of a dense `[T, H, W, 2]` flow inside each frame's `boxes` (the GPU readback).
-    pub fn from_dense(size: ClipSize, dense: &[f32], support: Vec<Support>, boxes: Vec<Vec<Support>>) -> Self {
+    pub fn from_dense(size: ClipSize, dense: &[f32], boxes: Vec<Vec<Support>>) -> Self {
         let (h, w) = (size.height, size.width);
         let frames = boxes
             .iter()
@@ -158,7 +170,7 @@ impl FlowField {
                 FrameFlow { spans, values }
             })
             .collect();
-        FlowField { size, frames, support, boxes }
+        FlowField { size, frames, boxes }
     }
 }
 
@@ -197,12 +209,14 @@ mod tests {
                 }
             }
         }
-        let field = FlowField::from_dense(size, &dense, vec![Support::default(); 2], boxes);
+        let field = FlowField::from_dense(size, &dense, boxes);
         assert_eq!(field.to_dense(), dense);
         assert_eq!(field.at(1, 3, 8), [(3 * 16 + 8) as f32, -1.0]);
         assert_eq!(field.at(1, 3, 9), [0.0, 0.0]);
         assert_eq!(field.at(1, 0, 3), [0.0, 0.0]);
         assert_eq!(field.at(0, 3, 3), [0.0, 0.0]);
+        assert_eq!(field.support(1), Support { y0: 1, y1: 5, x0: 2, x1: 9 });
+        assert!(field.support(0).is_empty());
         assert_eq!(field.max_norm(), ((4.0f32 * 16.0 + 8.0).powi(2) + 1.0).sqrt());
     }
 }

@@ -57,36 +57,31 @@ pub fn axis_weights(len: usize, s: usize) -> (usize, Vec<f64>) {
 /// Filters every frame of the sparse flow (frame 0 stays zero: it has no splats).
 pub fn gaussian_filter(sparse: &SparseFlow) -> FlowField {
     let size = sparse.size;
-    let filtered: Vec<(FrameFlow, Support, Vec<Support>)> = sparse
+    let (frames, boxes): (Vec<FrameFlow>, Vec<Vec<Support>>) = sparse
         .frames
         .par_iter()
         // One f64 accumulator per worker thread, reused across frames (kept all-zero between uses).
         .map_init(Vec::new, |scratch, splats| filter_frame(splats, size, scratch))
-        .collect();
-    let mut frames = Vec::with_capacity(filtered.len());
-    let (mut support, mut boxes) = (Vec::with_capacity(filtered.len()), Vec::with_capacity(filtered.len()));
-    for (f, s, b) in filtered {
-        frames.push(f);
-        support.push(s);
-        boxes.push(b);
-    }
-    FlowField { size, frames, support, boxes }
+        .unzip();
+    FlowField { size, frames, boxes }
 }
 
 /// `(first index, weights)` of a kernel along one axis (what [`axis_weights`] returns).
 type AxisWeights = (usize, Vec<f64>);
 
-/// Filters one frame; returns its flow, the union rectangle and each splat's rectangle.
-fn filter_frame(splats: &[super::Splat], size: ClipSize, acc: &mut Vec<f64>) -> (FrameFlow, Support, Vec<Support>) {
+/// Filters one frame; returns its flow and each splat's rectangle.
+fn filter_frame(splats: &[super::Splat], size: ClipSize, acc: &mut Vec<f64>) -> (FrameFlow, Vec<Support>) {
     if splats.is_empty() {
-        return (FrameFlow::default(), Support::default(), Vec::new());
+        return (FrameFlow::default(), Vec::new());
     }
     let weights: Vec<(AxisWeights, AxisWeights)> =
         splats.iter().map(|s| (axis_weights(size.height, s.y), axis_weights(size.width, s.x))).collect();
-    let y0 = weights.iter().map(|(wy, _)| wy.0).min().unwrap_or(0);
-    let y1 = weights.iter().map(|(wy, _)| wy.0 + wy.1.len()).max().unwrap_or(0);
-    let x0 = weights.iter().map(|(_, wx)| wx.0).min().unwrap_or(0);
-    let x1 = weights.iter().map(|(_, wx)| wx.0 + wx.1.len()).max().unwrap_or(0);
+    let boxes: Vec<Support> = weights
+        .iter()
+        .map(|((wy0, wy), (wx0, wx))| Support { y0: *wy0, y1: wy0 + wy.len(), x0: *wx0, x1: wx0 + wx.len() })
+        .collect();
+    // The accumulator covers the boxes' bounding rectangle.
+    let Support { y0, y1, x0, x1 } = Support::bounding(&boxes);
     let bw = x1 - x0;
     // `acc` is all zeros on entry; only the kernels' boxes get touched and re-zeroed below.
     if acc.len() < (y1 - y0) * bw * 2 {
@@ -104,10 +99,6 @@ fn filter_frame(splats: &[super::Splat], size: ClipSize, acc: &mut Vec<f64>) -> 
             }
         }
     }
-    let boxes: Vec<Support> = weights
-        .iter()
-        .map(|((wy0, wy), (wx0, wx))| Support { y0: *wy0, y1: wy0 + wy.len(), x0: *wx0, x1: wx0 + wx.len() })
-        .collect();
     // Each pixel of the union once, in span order (overlapping boxes hold the summed value).
     let spans = row_spans(&boxes);
     let mut values = Vec::with_capacity(spans.iter().map(RowSpan::len).sum());
@@ -116,7 +107,7 @@ fn filter_frame(splats: &[super::Splat], size: ClipSize, acc: &mut Vec<f64>) -> 
         values.extend(row.chunks_exact(2).map(|v| [v[0] as f32, v[1] as f32]));
         row.fill(0.0);
     }
-    (FrameFlow { spans, values }, Support { y0, y1, x0, x1 }, boxes)
+    (FrameFlow { spans, values }, boxes)
 }
 
 #[cfg(test)]

@@ -61,12 +61,14 @@ fn transformer_checks(
     let mut loaded: Option<(PathBuf, Stdit3)> = None;
     run_cases(kind, &cases, backend, report, |c, device, report| {
         let model_dir = c.path.parent().and_then(Path::parent).ok_or("an io file outside a model folder")?;
-        if loaded.as_ref().map(|(d, _)| d.as_path()) != Some(model_dir) {
-            loaded = None;
-            let (model, _) = Stdit3::load(model_dir, device).map_err(|e| e.to_string())?;
-            loaded = Some((model_dir.to_path_buf(), model));
-        }
-        let Some((_, model)) = &loaded else { unreachable!("loaded above") };
+        let model = match &loaded {
+            Some((dir, model)) if dir == model_dir => model,
+            _ => {
+                loaded = None;
+                let (model, _) = Stdit3::load(model_dir, device).map_err(|e| e.to_string())?;
+                &loaded.insert((model_dir.to_path_buf(), model)).1
+            }
+        };
         if kind == Kind::Stdit3 {
             check_stdit3(&c.case, &c.path, model, device, report)
         } else {

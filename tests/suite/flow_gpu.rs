@@ -42,7 +42,9 @@ fn assert_matches_cpu(what: &str, gpu: &MotionField, cpu: &MotionField) {
     let gpu_points: Vec<_> = gpu.points.iter().map(|t| &t.points).collect();
     let cpu_points: Vec<_> = cpu.points.iter().map(|t| &t.points).collect();
     assert_eq!(gpu_points, cpu_points, "{what}: points");
-    assert_eq!(gpu.flow.support, cpu.flow.support, "{what}: support");
+    for t in 0..size.frames {
+        assert_eq!(gpu.flow.support(t), cpu.flow.support(t), "{what}: support of frame {t}");
+    }
 
     let tol = 1e-6 * cpu.rgb.max_norm as f64 + 1e-6;
     let norm_err = (gpu.rgb.max_norm as f64 - cpu.rgb.max_norm as f64).abs();

@@ -57,7 +57,6 @@ pub struct GpuFlow {
 /// What a run leaves behind besides the colours.
 struct Run {
     field: GpuMotionField,
-    support: Vec<Support>,
     boxes: Vec<Vec<Support>>,
     /// `[T, H, W, 2]` when the flow was read back.
     flow: Option<Vec<f32>>,
@@ -147,7 +146,7 @@ impl GpuFlow {
         let max_norm = run.field.max_norm;
         Ok(MotionField {
             points: tracks,
-            flow: FlowField::from_dense(size, &flow, run.support, run.boxes),
+            flow: FlowField::from_dense(size, &flow, run.boxes),
             rgb: FlowRgb { size, data: planes, max_norm },
         })
     }
@@ -337,7 +336,6 @@ impl GpuFlow {
         }
         Ok(Run {
             field: GpuMotionField { size, max_norm: f32::from_bits(max_bits), rgba },
-            support: tables.support,
             boxes: tables.boxes,
             flow,
             rgba: rgba_values,

@@ -42,8 +42,6 @@ pub struct SplatTables {
     pub splats: Vec<SplatGpu>,
     /// The axis weight tables back to back: f64 bytes in exact mode, f32 bytes otherwise.
     pub weights: Vec<u8>,
-    /// Each frame's non-zero rectangle, as `gaussian_filter` reports it.
-    pub support: Vec<Support>,
     /// Each frame's per-splat rectangles, as `gaussian_filter` reports them.
     pub boxes: Vec<Vec<Support>>,
 }
@@ -51,13 +49,7 @@ pub struct SplatTables {
 impl SplatTables {
     pub fn build(sparse: &SparseFlow, exact: bool) -> Self {
         let size: ClipSize = sparse.size;
-        let mut tables = SplatTables {
-            frames: Vec::new(),
-            splats: Vec::new(),
-            weights: Vec::new(),
-            support: Vec::new(),
-            boxes: Vec::new(),
-        };
+        let mut tables = SplatTables { frames: Vec::new(), splats: Vec::new(), weights: Vec::new(), boxes: Vec::new() };
         let mut pool_len = 0u32;
         let mut push_weights = |w: &[f64], bytes: &mut Vec<u8>| -> u32 {
             let at = pool_len;
@@ -73,7 +65,6 @@ impl SplatTables {
         };
         for splats in &sparse.frames {
             let start = tables.splats.len() as u32;
-            let mut support: Option<Support> = None;
             let mut boxes = Vec::with_capacity(splats.len());
             for s in splats {
                 let (y0, wy) = axis_weights(size.height, s.y);
@@ -82,15 +73,6 @@ impl SplatTables {
                 let wx_at = push_weights(&wx, &mut tables.weights);
                 let rect = Support { y0, y1: y0 + wy.len(), x0, x1: x0 + wx.len() };
                 boxes.push(rect);
-                support = Some(match support {
-                    None => rect,
-                    Some(u) => Support {
-                        y0: u.y0.min(rect.y0),
-                        y1: u.y1.max(rect.y1),
-                        x0: u.x0.min(rect.x0),
-                        x1: u.x1.max(rect.x1),
-                    },
-                });
                 tables.splats.push(SplatGpu {
                     dx: s.dx,
                     dy: s.dy,
@@ -102,7 +84,7 @@ impl SplatTables {
                     wx_at,
                 });
             }
-            let support = support.unwrap_or_default();
+            let support = Support::bounding(&boxes);
             tables.frames.push(FrameSplatsGpu {
                 start,
                 count: splats.len() as u32,
@@ -112,7 +94,6 @@ impl SplatTables {
                 x1: support.x1 as u32,
                 pad: [0; 2],
             });
-            tables.support.push(support);
             tables.boxes.push(boxes);
         }
         tables
@@ -134,8 +115,16 @@ mod tests {
         ];
         let sparse = SparseFlow { size, frames };
         let tables = SplatTables::build(&sparse, true);
-        assert_eq!(tables.support, gaussian_filter(&sparse).support);
-        assert_eq!(tables.boxes, gaussian_filter(&sparse).boxes);
+        let cpu = gaussian_filter(&sparse);
+        for (t, frame) in tables.frames.iter().enumerate() {
+            let s = cpu.support(t);
+            assert_eq!(
+                [frame.y0, frame.y1, frame.x0, frame.x1],
+                [s.y0, s.y1, s.x0, s.x1].map(|v| v as u32),
+                "frame {t}"
+            );
+        }
+        assert_eq!(tables.boxes, cpu.boxes);
         assert_eq!(tables.frames[2].start, 1);
         assert_eq!(tables.frames[2].count, 2);
     }
