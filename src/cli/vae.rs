@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context};
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{DType, Distribution, Tensor, TensorData};
 use clap::Subcommand;
 
 use crate::export::png::write_png_sequence;
@@ -47,6 +47,9 @@ struct Common {
     out: PathBuf,
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
+    /// Compute precision (f16 on wgpu only; group-norm statistics stay f32).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
     /// Spatial tiling with overlap-blend (tile size from the config's sample_height/width).
     #[arg(long)]
     tiling: bool,
@@ -107,7 +110,7 @@ fn load_model(common: &Common, device: &ComputeDevice) -> anyhow::Result<Autoenc
 
 fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     ensure_safetensors_out(&args.common.out, "encode")?;
-    let device = ComputeDevice::new(args.common.backend, Precision::F32)?;
+    let device = ComputeDevice::new(args.common.backend, args.common.precision)?;
     let (shape, values) = read_video(&args.input, args.common.tensor.as_deref())?;
     let vae = load_model(&args.common, &device)?;
     let video = device.float_tensor::<5>(TensorData::new(values, shape));
@@ -134,7 +137,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
 }
 
 fn decode(args: DecodeArgs) -> anyhow::Result<()> {
-    let device = ComputeDevice::new(args.common.backend, Precision::F32)?;
+    let device = ComputeDevice::new(args.common.backend, args.common.precision)?;
     let (vae, z) = if args.random_weights {
         random_model_and_latent(&args, &device)?
     } else {
@@ -152,8 +155,7 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let frames = vae.decode(z);
     let dims = frames.dims();
-    let values: Vec<f32> =
-        frames.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading frames: {e:?}"))?;
+    let values = to_host_f32(frames).map_err(|e| anyhow::anyhow!("reading frames: {e}"))?;
     eprintln!("decoded {z_shape:?} -> {dims:?} in {:.2?}", t0.elapsed());
     if let Some(kib) = peak_rss_kib() {
         println!("peak_rss_mib {:.1}", kib as f64 / 1024.0);
@@ -205,8 +207,14 @@ fn ensure_safetensors_out(out: &Path, what: &str) -> anyhow::Result<()> {
 /// Device tensor -> f32 output tensor.
 fn host(name: &str, t: Tensor<5>) -> anyhow::Result<OutTensor> {
     let dims = t.dims();
-    let values: Vec<f32> = t.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading {name}: {e:?}"))?;
+    let values = to_host_f32(t).map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
     Ok(OutTensor::f32(name, dims.to_vec(), &values))
+}
+
+/// A device tensor's values as f32 on the host (f16 results are widened first).
+fn to_host_f32(t: Tensor<5>) -> Result<Vec<f32>, String> {
+    let t = if t.dtype() == DType::F32 { t } else { t.cast(DType::F32) };
+    t.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))
 }
 
 /// A 5-D f32 tensor from a safetensors file: `--tensor`, else the first of `preferred` present,

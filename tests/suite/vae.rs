@@ -128,6 +128,57 @@ fn cli_safetensors_round_trip_matches_fixtures() {
     }
 }
 
+/// f16 on wgpu (group-norm statistics in f32), through the CLI in its own process: a device's
+/// default dtype is fixed once per process, and the f32 checks share this one.
+///
+/// Tolerance: 2e-2 · max|reference|, a soundness bound for the f16 policy, not a parity
+/// tolerance (f32 parity is held to 1e-4 above). Every weight and activation keeps 11
+/// significant bits (unit roundoff 4.9e-4) through ~30 convolutions; measured on the public
+/// fixtures: decode 6.3e-3 and 8.6e-3, encode mean/logvar 1.2e-2 to 1.4e-2 (× max|ref|), of
+/// which rounding the input video alone gives 6e-4. A dtype mix, an f16 read-back or f16
+/// norm statistics give errors of order 1 (the overflow itself is pinned by group_norm's unit
+/// test).
+#[test]
+fn f16_wgpu_close_to_reference() {
+    let check = |what: &str, ours: &[f32], reference: &[f32]| {
+        let max_ref = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let (err, tol) = (max_diff(ours, reference), 2e-2 * max_ref);
+        println!("{what} wgpu f16: max_abs_err {err:.3e} (max|ref| {max_ref:.3}, tolerance {tol:.3e})");
+        assert!(err <= tol, "{what}: f16 error {err:.3e} > {tol:.3e}");
+    };
+    let f16 = ["--backend", "wgpu", "--precision", "f16"];
+    for model in model_dirs("vae_decode.safetensors") {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let io = model.join("io/vae_decode.safetensors");
+        let out = tmp.path().join("frames.safetensors");
+        let mut args = vec!["vae", "decode", "--model", s(&model), "--in", s(&io), "--tensor", "latent"];
+        args.extend(f16);
+        args.extend(["--out", s(&out)]);
+        let o = tora(&args);
+        assert!(o.status.success(), "decode f16 failed: {}", String::from_utf8_lossy(&o.stderr));
+        let ours = TensorFile::open(&out).unwrap().f32("frames").unwrap();
+        let reference = TensorFile::open(&io).unwrap().f32("frames").unwrap();
+        assert_eq!(ours.shape, reference.shape);
+        check(&format!("{}/vae_decode/frames", model.display()), &ours.data, &reference.data);
+    }
+    for model in model_dirs("vae_encode.safetensors") {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let io = model.join("io/vae_encode.safetensors");
+        let out = tmp.path().join("latent.safetensors");
+        let mut args = vec!["vae", "encode", "--model", s(&model), "--in", s(&io), "--tensor", "video"];
+        args.extend(f16);
+        args.extend(["--out", s(&out)]);
+        let o = tora(&args);
+        assert!(o.status.success(), "encode f16 failed: {}", String::from_utf8_lossy(&o.stderr));
+        let (ours, reference) = (TensorFile::open(&out).unwrap(), TensorFile::open(&io).unwrap());
+        for name in ["latent_mean", "latent_logvar"] {
+            let (a, b) = (ours.f32(name).unwrap(), reference.f32(name).unwrap());
+            assert_eq!(a.shape, b.shape, "{name}");
+            check(&format!("{}/vae_encode/{name}", model.display()), &a.data, &b.data);
+        }
+    }
+}
+
 /// PNG folder in (encode) and PNG folder out (decode), sizes and counts preserved.
 #[test]
 fn cli_png_folder_encode_decode() {
