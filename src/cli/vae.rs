@@ -16,7 +16,7 @@ use clap::Subcommand;
 
 use crate::export::png::write_png_sequence;
 use crate::export::RgbFrames;
-use crate::model::cogvideox::vae::{AutoencoderKLCogVideoX, Tiling, VaeConfig};
+use crate::model::cogvideox::vae::{AutoencoderKLCogVideoX, Tiling, VaeConfig, UNTILED_LIMIT_SHARE};
 use crate::model::cogvideox::ModelSource;
 use crate::model::load::{read_config, ComponentDir};
 use crate::model::{ComputeDevice, Precision};
@@ -152,6 +152,14 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
         (vae, z)
     };
     let z_shape = z.dims();
+    if vae.tiling().is_none() && vae.decode_tiling(z_shape).is_some() {
+        eprintln!(
+            "tiling on: an untiled decode would make a {:.2} GiB tensor; this device allows {:.2} GiB per tensor \
+             (untiled only within 1/{UNTILED_LIMIT_SHARE} of that)",
+            vae.untiled_decode_peak_tensor_bytes(z_shape) as f64 / GIB,
+            device.max_tensor_bytes().unwrap_or(0) as f64 / GIB
+        );
+    }
     let t0 = Instant::now();
     let frames = vae.decode(z);
     let dims = frames.dims();
@@ -194,6 +202,8 @@ fn random_model_and_latent(
     );
     Ok((vae, z))
 }
+
+const GIB: f64 = (1u64 << 30) as f64;
 
 fn is_safetensors(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))

@@ -135,6 +135,25 @@ impl ComputeDevice {
         self.precision.dtype()
     }
 
+    /// Bytes per stored float in the compute dtype.
+    pub fn bytes_per_value(&self) -> usize {
+        match self.precision {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    /// The largest single tensor the device can hold, if it has such a limit: wgpu binds each
+    /// tensor as one storage buffer, so the adapter's binding limit caps it whatever the GPU's
+    /// memory (wgpu-hal caps it at `i32::MAX` bytes; lavapipe's is smaller). A bigger tensor
+    /// fails at allocation ("can't allocate buffer of size ...", seen on an H200).
+    pub fn max_tensor_bytes(&self) -> Option<usize> {
+        match self.backend {
+            Backend::Cpu => None,
+            Backend::Wgpu => Some(wgpu_binding_limit()),
+        }
+    }
+
     /// Whether activations are f16 (so norms/softmax upcast and hidden states are clamped).
     pub fn is_half(&self) -> bool {
         self.precision == Precision::F16
@@ -144,4 +163,26 @@ impl ComputeDevice {
     pub fn float_tensor<const D: usize>(&self, data: TensorData) -> Tensor<D> {
         Tensor::from_data(data, (&self.device, self.dtype()))
     }
+}
+
+/// `min(max_storage_buffer_binding_size, max_buffer_size)` of the adapter burn's default wgpu
+/// device opens (the high-performance one; burn requests the adapter's own limits), read once.
+/// `i32::MAX` when no adapter answers (wgpu-hal's cap on every backend).
+fn wgpu_binding_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }));
+        match adapter {
+            Ok(adapter) => {
+                let limits = adapter.limits();
+                let bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+                usize::try_from(bytes).unwrap_or(usize::MAX)
+            }
+            Err(_) => i32::MAX as usize,
+        }
+    })
 }

@@ -78,7 +78,7 @@ pub fn linear(src: &mut impl WeightSource, key: &str, d_out: usize, d_in: usize,
 }
 
 /// Runs `f` in f32 and casts back (norms and softmax statistics stay in f32 under f16).
-pub(crate) fn in_f32<const D: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
+fn in_f32<const D: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<D>) -> Tensor<D>) -> Tensor<D> {
     let dtype = x.dtype();
     if dtype == DType::F32 {
         f(x)

@@ -105,6 +105,13 @@ impl CausalConv3d {
         CausalConv3d { conv: Conv3dParams::load(loader, &format!("{prefix}.conv"), c_out, c_in, [k, k, k]) }
     }
 
+    /// Values in the time-padded input it builds for `t` frames of `h`x`w` (batch 1): the
+    /// largest tensor a convolution makes.
+    pub fn padded_input_len(&self, t: usize, h: usize, w: usize) -> usize {
+        let [_, c_in, kt, _, _] = self.conv.weight.dims();
+        c_in * (t + kt - 1) * h * w
+    }
+
     /// `x` `[b, c, t, h, w]` -> `[b, c_out, t, h, w]`; updates this conv's slot in `cache`.
     pub fn forward(&self, x: Tensor<5>, cache: &mut ConvCache) -> Tensor<5> {
         let [kt, kh, kw] = self.conv.kernel();

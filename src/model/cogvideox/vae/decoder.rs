@@ -67,6 +67,28 @@ impl Decoder3d {
         }
     }
 
+    /// Values in the largest tensor one frame batch of `f` latent frames of `h`x`w` makes
+    /// (batch 1), following [`Self::forward`]'s shapes: a conv's time-padded input or an
+    /// upsampler's output, at the last (full) resolution.
+    pub fn largest_tensor_len(&self, f: usize, h: usize, w: usize) -> usize {
+        let (mut t, mut h, mut w) = (f, h, w);
+        let mut largest = self.conv_in.padded_input_len(t, h, w);
+        for resnet in &self.mid_block {
+            largest = largest.max(resnet.largest_tensor_len(t, h, w));
+        }
+        for block in &self.up_blocks {
+            for resnet in &block.resnets {
+                largest = largest.max(resnet.largest_tensor_len(t, h, w));
+            }
+            if let Some(up) = &block.upsamplers {
+                let channels = up.conv.weight.dims()[0];
+                (t, h, w) = (up.output_frames(t), 2 * h, 2 * w);
+                largest = largest.max(channels * t * h * w);
+            }
+        }
+        largest.max(self.conv_out.padded_input_len(t, h, w))
+    }
+
     /// One latent frame batch `[b, latent, f, h, w]` -> frames `[b, 3, t, H, W]`, carrying `cache`.
     pub fn forward(&self, z: Tensor<5>, cache: &mut ConvCache) -> Tensor<5> {
         cache.rewind();

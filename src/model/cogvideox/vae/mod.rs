@@ -43,6 +43,12 @@ pub const SAMPLE_FRAMES_BATCH: usize = 8;
 /// Latent frames per decoder batch (diffusers' `num_latent_frames_batch_size`).
 pub const LATENT_FRAMES_BATCH: usize = 2;
 
+/// An untiled decode on a device with a per-tensor limit runs only while its largest tensor
+/// stays within 1/this of the limit: on an H200 (2 GiB cap) an untiled f16 decode at 480x720,
+/// whose largest tensor (1.95 GB) fits the cap, still failed on a 2.83 GB allocation (cause in
+/// the wgpu memory pool not yet pinned down).
+pub const UNTILED_LIMIT_SHARE: usize = 2;
+
 /// A video or latent tensor that does not fit the model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum VaeInputError {
@@ -58,6 +64,21 @@ pub struct AutoencoderKLCogVideoX {
     pub decoder: Decoder3d,
     pub config: VaeConfig,
     tiling: Option<Tiling>,
+    /// What the device allows: the untiled decode falls back to tiles rather than exceed it.
+    limits: TensorLimits,
+}
+
+/// The device's largest single tensor (if limited) and the compute dtype's size.
+#[derive(Debug, Clone, Copy)]
+struct TensorLimits {
+    max_bytes: Option<usize>,
+    bytes_per_value: usize,
+}
+
+impl TensorLimits {
+    fn of(device: &ComputeDevice) -> Self {
+        TensorLimits { max_bytes: device.max_tensor_bytes(), bytes_per_value: device.bytes_per_value() }
+    }
 }
 
 impl AutoencoderKLCogVideoX {
@@ -87,7 +108,7 @@ impl AutoencoderKLCogVideoX {
         let encoder = Encoder3d::load(&mut loader, "encoder", &config);
         let decoder = Decoder3d::load(&mut loader, "decoder", &config);
         loader.finish()?;
-        Ok(AutoencoderKLCogVideoX { encoder, decoder, config, tiling: None })
+        Ok(AutoencoderKLCogVideoX { encoder, decoder, config, tiling: None, limits: TensorLimits::of(device) })
     }
 
     /// A model of `config`'s shapes with random weights (memory and speed measurements only).
@@ -96,7 +117,7 @@ impl AutoencoderKLCogVideoX {
         let mut source = weights::RandomWeights::new(device);
         let encoder = Encoder3d::load(&mut source, "encoder", &config);
         let decoder = Decoder3d::load(&mut source, "decoder", &config);
-        Ok(AutoencoderKLCogVideoX { encoder, decoder, config, tiling: None })
+        Ok(AutoencoderKLCogVideoX { encoder, decoder, config, tiling: None, limits: TensorLimits::of(device) })
     }
 
     /// The latent scale the pipeline multiplies encoded latents by (and divides by before decoding).
@@ -111,6 +132,24 @@ impl AutoencoderKLCogVideoX {
 
     pub fn tiling(&self) -> Option<Tiling> {
         self.tiling
+    }
+
+    /// Bytes of the largest tensor an untiled decode of a `[b, latent, F, h, w]` latent makes
+    /// (its longest frame batch at full resolution).
+    pub fn untiled_decode_peak_tensor_bytes(&self, latent: [usize; 5]) -> usize {
+        let [b, _, f, h, w] = latent;
+        let longest = frame_batches(f, LATENT_FRAMES_BATCH).iter().map(|r| r.len()).max().unwrap_or(0);
+        b * self.decoder.largest_tensor_len(longest, h, w) * self.limits.bytes_per_value
+    }
+
+    /// The tiling [`Self::decode`] uses for this latent: the one set, else the config's when an
+    /// untiled pass would make a tensor larger than [`UNTILED_LIMIT_SHARE`] of the device's
+    /// per-tensor limit (wgpu: at most 2 GiB; an f32 decode at 480x720 makes 3.9 GB), else none.
+    pub fn decode_tiling(&self, latent: [usize; 5]) -> Option<Tiling> {
+        self.tiling.or_else(|| {
+            let allowed = self.limits.max_bytes? / UNTILED_LIMIT_SHARE;
+            (self.untiled_decode_peak_tensor_bytes(latent) > allowed).then(|| Tiling::from_config(&self.config))
+        })
     }
 
     /// Checks a `[b, 3, T, H, W]` video before [`Self::encode`].
@@ -146,10 +185,11 @@ impl AutoencoderKLCogVideoX {
     }
 
     /// `decode(z).sample`: `[b, latent, F, h, w]` (already divided by the scaling factor) ->
-    /// frames `[b, 3, T, H, W]` in about [-1, 1]; batches of 2 latent frames, tiled when on.
+    /// frames `[b, 3, T, H, W]` in about [-1, 1]; batches of 2 latent frames, tiled when on (or
+    /// when the device needs it: [`Self::decode_tiling`]).
     pub fn decode(&self, z: Tensor<5>) -> Tensor<5> {
         let [_, _, _, h, w] = z.dims();
-        match self.tiling {
+        match self.decode_tiling(z.dims()) {
             Some(t) if h > t.tile_latent_min_height || w > t.tile_latent_min_width => {
                 let rows =
                     TileAxis::new(t.tile_latent_min_height, t.tile_sample_min_height, t.tile_overlap_factor_height);
@@ -197,4 +237,36 @@ fn check(shape: [usize; 5], what: &'static str, channels: usize) -> Result<(), V
         return Err(VaeInputError::Channels { what, expected: channels, found: shape[1] });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AutoencoderKLCogVideoX, TensorLimits, VaeConfig};
+    use crate::model::{ComputeDevice, Precision};
+    use crate::Backend;
+
+    /// At Tora's 49x480x720 the largest tensor of an untiled decode is the first frame batch's
+    /// (9 frames + 2 causal pad) 256-channel conv input at full resolution: 3 892 838 400 bytes
+    /// in f32 — exactly the allocation wgpu refused on an H200. In f16 it is half, under wgpu's
+    /// 2 GiB cap but over the half of it an untiled decode may use: both tile there.
+    #[test]
+    fn real_shape_decode_tiles_only_where_a_tensor_exceeds_the_device_limit() {
+        let cpu = ComputeDevice::new(Backend::Cpu, Precision::F32).unwrap();
+        let mut vae = AutoencoderKLCogVideoX::random(VaeConfig::default(), &cpu).unwrap();
+        let latent = [1, 16, 13, 60, 90];
+        assert_eq!(vae.untiled_decode_peak_tensor_bytes(latent), 256 * 11 * 480 * 720 * 4);
+        assert_eq!(vae.untiled_decode_peak_tensor_bytes(latent), 3_892_838_400);
+        assert!(vae.decode_tiling(latent).is_none(), "the CPU backend has no per-tensor limit");
+
+        let wgpu_limit = Some(i32::MAX as usize);
+        vae.limits = TensorLimits { max_bytes: wgpu_limit, bytes_per_value: 4 };
+        assert!(vae.decode_tiling(latent).is_some(), "f32 on wgpu must tile at 480x720");
+        assert!(vae.decode_tiling([1, 16, 13, 30, 45]).is_none(), "240x360 fits untiled");
+        vae.limits = TensorLimits { max_bytes: wgpu_limit, bytes_per_value: 2 };
+        assert_eq!(vae.untiled_decode_peak_tensor_bytes(latent), 1_946_419_200);
+        assert!(vae.decode_tiling(latent).is_some(), "f16 at 480x720: over half the cap");
+        assert!(vae.decode_tiling([1, 16, 13, 30, 45]).is_none());
+        vae.limits = TensorLimits { max_bytes: None, bytes_per_value: 2 };
+        assert!(vae.decode_tiling(latent).is_none(), "no limit, no tiling");
+    }
 }

@@ -75,6 +75,12 @@ impl ResnetBlock3d {
         }
     }
 
+    /// Values in the largest tensor it makes for `t` frames of `h`x`w` (a conv's padded input;
+    /// norms and the skip make tensors no larger).
+    pub fn largest_tensor_len(&self, t: usize, h: usize, w: usize) -> usize {
+        self.conv1.padded_input_len(t, h, w).max(self.conv2.padded_input_len(t, h, w))
+    }
+
     /// `x` `[b, c_in, t, h, w]` -> `[b, c_out, t, h, w]`.
     pub fn forward(&self, x: Tensor<5>, zq: Option<&Tensor<5>>, cache: &mut ConvCache) -> Tensor<5> {
         let h = silu(self.norm1.forward(x.clone(), zq, cache));

@@ -19,6 +19,15 @@ impl Upsample3d {
         Upsample3d { conv: Conv2dParams::load(loader, &format!("{prefix}.conv"), channels, channels, 3), compress_time }
     }
 
+    /// t' of [`Self::forward`]: t, 2t, or 2t-1 for an odd batch (its first frame not repeated).
+    pub fn output_frames(&self, t: usize) -> usize {
+        match (self.compress_time && t > 1, t % 2) {
+            (false, _) => t,
+            (true, 1) => 2 * t - 1,
+            (true, _) => 2 * t,
+        }
+    }
+
     /// `[b, c, t, h, w]` -> `[b, c, t', 2h, 2w]`, t' = t, 2t or 2t-1 (odd batch).
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         let [_, _, t, h, w] = x.dims();
