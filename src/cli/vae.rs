@@ -115,6 +115,9 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     let vae = load_model(&args.common, &device)?;
     let video = device.float_tensor::<5>(TensorData::new(values, shape));
     vae.check_video(&video).with_context(|| format!("{}", args.input.display()))?;
+    if vae.tiling().is_none() && vae.encode_tiling(shape).is_some() {
+        say_tiling_on("encode", vae.untiled_encode_peak_tensor_bytes(shape), &device);
+    }
     let t0 = Instant::now();
     let dist = vae.encode(video);
     let mut out = vec![host("latent_mean", dist.mean.clone())?, host("latent_logvar", dist.logvar.clone())?];
@@ -153,12 +156,7 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
     };
     let z_shape = z.dims();
     if vae.tiling().is_none() && vae.decode_tiling(z_shape).is_some() {
-        eprintln!(
-            "tiling on: an untiled decode would make a {:.2} GiB tensor; this device allows {:.2} GiB per tensor \
-             (untiled only within 1/{UNTILED_LIMIT_SHARE} of that)",
-            vae.untiled_decode_peak_tensor_bytes(z_shape) as f64 / GIB,
-            device.max_tensor_bytes().unwrap_or(0) as f64 / GIB
-        );
+        say_tiling_on("decode", vae.untiled_decode_peak_tensor_bytes(z_shape), &device);
     }
     let t0 = Instant::now();
     let frames = vae.decode(z);
@@ -204,6 +202,16 @@ fn random_model_and_latent(
 }
 
 const GIB: f64 = (1u64 << 30) as f64;
+
+/// Why the VAE tiles although `--tiling` was not given.
+fn say_tiling_on(pass: &str, untiled_bytes: usize, device: &ComputeDevice) {
+    eprintln!(
+        "tiling on: an untiled {pass} would make a {:.2} GiB tensor; this device allows {:.2} GiB per tensor \
+         (an untiled pass only within 1/{UNTILED_LIMIT_SHARE} of that)",
+        untiled_bytes as f64 / GIB,
+        device.max_tensor_bytes().unwrap_or(0) as f64 / GIB
+    );
+}
 
 fn is_safetensors(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))

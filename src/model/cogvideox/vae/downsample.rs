@@ -21,6 +21,16 @@ impl Downsample3d {
         }
     }
 
+    /// `(t', h', w')` of [`Self::forward`] for `(t, h, w)`.
+    pub fn output_size(&self, t: usize, h: usize, w: usize) -> (usize, usize, usize) {
+        let t = match (self.compress_time, t % 2) {
+            (false, _) => t,
+            (true, 1) => 1 + (t - 1) / 2,
+            (true, _) => t / 2,
+        };
+        (t, (h - 1) / 2 + 1, (w - 1) / 2 + 1)
+    }
+
     /// `[b, c, t, h, w]` -> `[b, c, t', (h-1)/2+1, (w-1)/2+1]`.
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         let x = if self.compress_time { halve_time(x) } else { x };

@@ -66,6 +66,29 @@ impl Encoder3d {
         }
     }
 
+    /// Values in the largest tensor one frame batch of `t` frames of `h`x`w` makes (batch 1),
+    /// following [`Self::forward`]'s shapes: a conv's time-padded input (at full resolution,
+    /// the first down block's), or a downsampler's padded input.
+    pub fn largest_tensor_len(&self, t: usize, h: usize, w: usize) -> usize {
+        let (mut t, mut h, mut w) = (t, h, w);
+        let mut largest = self.conv_in.padded_input_len(t, h, w);
+        for block in &self.down_blocks {
+            for resnet in &block.resnets {
+                largest = largest.max(resnet.largest_tensor_len(t, h, w));
+            }
+            if let Some(down) = &block.downsamplers {
+                let channels = down.conv.weight.dims()[1];
+                let (t_out, h_out, w_out) = down.output_size(t, h, w);
+                largest = largest.max(channels * t_out * (h + 1) * (w + 1));
+                (t, h, w) = (t_out, h_out, w_out);
+            }
+        }
+        for resnet in &self.mid_block {
+            largest = largest.max(resnet.largest_tensor_len(t, h, w));
+        }
+        largest.max(self.conv_out.padded_input_len(t, h, w))
+    }
+
     /// One frame batch `[b, 3, t, H, W]` -> `[b, 2·latent, t', h, w]`, carrying `cache`.
     pub fn forward(&self, x: Tensor<5>, cache: &mut ConvCache) -> Tensor<5> {
         cache.rewind();

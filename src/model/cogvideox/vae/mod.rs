@@ -142,14 +142,30 @@ impl AutoencoderKLCogVideoX {
         b * self.decoder.largest_tensor_len(longest, h, w) * self.limits.bytes_per_value
     }
 
+    /// Bytes of the largest tensor an untiled encode of a `[b, 3, T, H, W]` video makes (its
+    /// longest frame batch at full resolution).
+    pub fn untiled_encode_peak_tensor_bytes(&self, video: [usize; 5]) -> usize {
+        let [b, _, t, h, w] = video;
+        let longest = frame_batches(t, SAMPLE_FRAMES_BATCH).iter().map(|r| r.len()).max().unwrap_or(0);
+        b * self.encoder.largest_tensor_len(longest, h, w) * self.limits.bytes_per_value
+    }
+
     /// The tiling [`Self::decode`] uses for this latent: the one set, else the config's when an
     /// untiled pass would make a tensor larger than [`UNTILED_LIMIT_SHARE`] of the device's
     /// per-tensor limit (wgpu: at most 2 GiB; an f32 decode at 480x720 makes 3.9 GB), else none.
     pub fn decode_tiling(&self, latent: [usize; 5]) -> Option<Tiling> {
-        self.tiling.or_else(|| {
-            let allowed = self.limits.max_bytes? / UNTILED_LIMIT_SHARE;
-            (self.untiled_decode_peak_tensor_bytes(latent) > allowed).then(|| Tiling::from_config(&self.config))
-        })
+        self.tiling.or_else(|| self.tiling_beyond(self.untiled_decode_peak_tensor_bytes(latent)))
+    }
+
+    /// The tiling [`Self::encode`] uses for this video (as [`Self::decode_tiling`]).
+    pub fn encode_tiling(&self, video: [usize; 5]) -> Option<Tiling> {
+        self.tiling.or_else(|| self.tiling_beyond(self.untiled_encode_peak_tensor_bytes(video)))
+    }
+
+    /// The config's tiling when `largest_tensor_bytes` exceeds what an untiled pass may use.
+    fn tiling_beyond(&self, largest_tensor_bytes: usize) -> Option<Tiling> {
+        let allowed = self.limits.max_bytes? / UNTILED_LIMIT_SHARE;
+        (largest_tensor_bytes > allowed).then(|| Tiling::from_config(&self.config))
     }
 
     /// Checks a `[b, 3, T, H, W]` video before [`Self::encode`].
@@ -163,10 +179,11 @@ impl AutoencoderKLCogVideoX {
     }
 
     /// `encode(x).latent_dist` of `[b, 3, T, H, W]` in [-1, 1]; frame batches of 8 (first takes
-    /// the remainder), tiled when tiling is on and the frame exceeds a tile.
+    /// the remainder), tiled when tiling is on (or the device needs it: [`Self::encode_tiling`])
+    /// and the frame exceeds a tile.
     pub fn encode(&self, video: Tensor<5>) -> LatentDist {
         let [_, _, _, h, w] = video.dims();
-        let moments = match self.tiling {
+        let moments = match self.encode_tiling(video.dims()) {
             Some(t) if h > t.tile_sample_min_height || w > t.tile_sample_min_width => {
                 let rows =
                     TileAxis::new(t.tile_sample_min_height, t.tile_latent_min_height, t.tile_overlap_factor_height);
@@ -268,5 +285,13 @@ mod tests {
         assert!(vae.decode_tiling([1, 16, 13, 30, 45]).is_none());
         vae.limits = TensorLimits { max_bytes: None, bytes_per_value: 2 };
         assert!(vae.decode_tiling(latent).is_none(), "no limit, no tiling");
+
+        // Encoding Tora's 49-frame flow video: the first batch (9 frames + 2 pad) of the first
+        // down block's 128-channel conv input at full resolution, 1.95 GB in f32.
+        let video = [1, 3, 49, 480, 720];
+        vae.limits = TensorLimits { max_bytes: wgpu_limit, bytes_per_value: 4 };
+        assert_eq!(vae.untiled_encode_peak_tensor_bytes(video), 128 * 11 * 480 * 720 * 4);
+        assert!(vae.encode_tiling(video).is_some());
+        assert!(vae.encode_tiling([1, 3, 49, 240, 360]).is_none());
     }
 }
