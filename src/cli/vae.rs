@@ -115,8 +115,8 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     let vae = load_model(&args.common, &device)?;
     let video = device.float_tensor::<5>(TensorData::new(values, shape));
     vae.check_video(&video).with_context(|| format!("{}", args.input.display()))?;
-    if vae.tiling().is_none() && vae.encode_tiling(shape).is_some() {
-        say_tiling_on("encode", vae.untiled_encode_peak_tensor_bytes(shape), &device);
+    if let (None, Some(tiling)) = (vae.tiling(), vae.encode_tiling(shape)) {
+        say_tiling_on("encode", vae.untiled_encode_peak_tensor_bytes(shape), tiling, &device);
     }
     let t0 = Instant::now();
     let dist = vae.encode(video);
@@ -155,8 +155,8 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
         (vae, z)
     };
     let z_shape = z.dims();
-    if vae.tiling().is_none() && vae.decode_tiling(z_shape).is_some() {
-        say_tiling_on("decode", vae.untiled_decode_peak_tensor_bytes(z_shape), &device);
+    if let (None, Some(tiling)) = (vae.tiling(), vae.decode_tiling(z_shape)) {
+        say_tiling_on("decode", vae.untiled_decode_peak_tensor_bytes(z_shape), tiling, &device);
     }
     let t0 = Instant::now();
     let frames = vae.decode(z);
@@ -204,10 +204,12 @@ fn random_model_and_latent(
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// Why the VAE tiles although `--tiling` was not given.
-fn say_tiling_on(pass: &str, untiled_bytes: usize, device: &ComputeDevice) {
+fn say_tiling_on(pass: &str, untiled_bytes: usize, tiling: Tiling, device: &ComputeDevice) {
     eprintln!(
-        "tiling on: an untiled {pass} would make a {:.2} GiB tensor; this device allows {:.2} GiB per tensor \
-         (an untiled pass only within 1/{UNTILED_LIMIT_SHARE} of that)",
+        "tiling on ({}x{} px tiles): an untiled {pass} would make a {:.2} GiB tensor; this device allows {:.2} GiB \
+         per tensor (an untiled pass only within 1/{UNTILED_LIMIT_SHARE} of that)",
+        tiling.tile_sample_min_height,
+        tiling.tile_sample_min_width,
         untiled_bytes as f64 / GIB,
         device.max_tensor_bytes().unwrap_or(0) as f64 / GIB
     );

@@ -152,20 +152,57 @@ impl AutoencoderKLCogVideoX {
 
     /// The tiling [`Self::decode`] uses for this latent: the one set, else the config's when an
     /// untiled pass would make a tensor larger than [`UNTILED_LIMIT_SHARE`] of the device's
-    /// per-tensor limit (wgpu: at most 2 GiB; an f32 decode at 480x720 makes 3.9 GB), else none.
+    /// per-tensor limit (wgpu: at most 2 GiB; an f32 decode at 480x720 makes 3.9 GB), with
+    /// tiles halved while one tile's pass still would; else none.
     pub fn decode_tiling(&self, latent: [usize; 5]) -> Option<Tiling> {
-        self.tiling.or_else(|| self.tiling_beyond(self.untiled_decode_peak_tensor_bytes(latent)))
+        let [b, c, f, h, w] = latent;
+        self.tiling.or_else(|| {
+            self.tiling_within(self.untiled_decode_peak_tensor_bytes(latent), |t| {
+                self.untiled_decode_peak_tensor_bytes([
+                    b,
+                    c,
+                    f,
+                    t.tile_latent_min_height.min(h),
+                    t.tile_latent_min_width.min(w),
+                ])
+            })
+        })
     }
 
     /// The tiling [`Self::encode`] uses for this video (as [`Self::decode_tiling`]).
     pub fn encode_tiling(&self, video: [usize; 5]) -> Option<Tiling> {
-        self.tiling.or_else(|| self.tiling_beyond(self.untiled_encode_peak_tensor_bytes(video)))
+        let [b, c, t, h, w] = video;
+        self.tiling.or_else(|| {
+            self.tiling_within(self.untiled_encode_peak_tensor_bytes(video), |tile| {
+                self.untiled_encode_peak_tensor_bytes([
+                    b,
+                    c,
+                    t,
+                    tile.tile_sample_min_height.min(h),
+                    tile.tile_sample_min_width.min(w),
+                ])
+            })
+        })
     }
 
-    /// The config's tiling when `largest_tensor_bytes` exceeds what an untiled pass may use.
-    fn tiling_beyond(&self, largest_tensor_bytes: usize) -> Option<Tiling> {
+    /// None when the untiled pass fits what a pass may use; else the config's tiles, halved
+    /// while one tile's pass (`tile_bytes`) does not fit (devices with small binding limits,
+    /// such as lavapipe), down to 4 latent pixels a side.
+    fn tiling_within(&self, untiled_bytes: usize, tile_bytes: impl Fn(&Tiling) -> usize) -> Option<Tiling> {
         let allowed = self.limits.max_bytes? / UNTILED_LIMIT_SHARE;
-        (largest_tensor_bytes > allowed).then(|| Tiling::from_config(&self.config))
+        if untiled_bytes <= allowed {
+            return None;
+        }
+        let min_side = 4 * self.config.spatial_ratio();
+        let mut tiling = Tiling::from_config(&self.config);
+        while tile_bytes(&tiling) > allowed
+            && tiling.tile_sample_min_height / 2 >= min_side
+            && tiling.tile_sample_min_width / 2 >= min_side
+        {
+            let (h, w) = (tiling.tile_sample_min_height / 2, tiling.tile_sample_min_width / 2);
+            tiling = Tiling::with_sample_tile(&self.config, h, w);
+        }
+        Some(tiling)
     }
 
     /// Checks a `[b, 3, T, H, W]` video before [`Self::encode`].
@@ -293,5 +330,15 @@ mod tests {
         assert_eq!(vae.untiled_encode_peak_tensor_bytes(video), 128 * 11 * 480 * 720 * 4);
         assert!(vae.encode_tiling(video).is_some());
         assert!(vae.encode_tiling([1, 3, 49, 240, 360]).is_none());
+
+        // A small binding limit (lavapipe's order): tiles shrink until one tile's pass fits.
+        vae.limits = TensorLimits { max_bytes: Some(256 << 20), bytes_per_value: 4 };
+        let tiling = vae.decode_tiling(latent).expect("tiles");
+        assert!(tiling.tile_sample_min_height < 240, "{tiling:?}");
+        let tile = [1, 16, 13, tiling.tile_latent_min_height, tiling.tile_latent_min_width];
+        assert!(vae.untiled_decode_peak_tensor_bytes(tile) <= 128 << 20, "{tiling:?}");
+        let tiling = vae.encode_tiling(video).expect("tiles");
+        let tile = [1, 3, 49, tiling.tile_sample_min_height, tiling.tile_sample_min_width];
+        assert!(vae.untiled_encode_peak_tensor_bytes(tile) <= 128 << 20, "{tiling:?}");
     }
 }
