@@ -135,14 +135,6 @@ impl ComputeDevice {
         self.precision.dtype()
     }
 
-    /// Bytes per stored float in the compute dtype.
-    pub fn bytes_per_value(&self) -> usize {
-        match self.precision {
-            Precision::F32 => 4,
-            Precision::F16 => 2,
-        }
-    }
-
     /// The largest single tensor the device can hold, if it has such a limit: wgpu binds each
     /// tensor as one storage buffer, so the adapter's binding limit caps it whatever the GPU's
     /// memory (wgpu-hal caps it at `i32::MAX` bytes; lavapipe's is smaller). A bigger tensor

@@ -146,16 +146,30 @@ fn f16_wgpu_close_to_reference() {
         println!("{what} wgpu f16: max_abs_err {err:.3e} (max|ref| {max_ref:.3}, tolerance {tol:.3e})");
         assert!(err <= tol, "{what}: f16 error {err:.3e} > {tol:.3e}");
     };
-    let f16 = ["--backend", "wgpu", "--precision", "f16"];
+    let run_f16 = |pass: &str, model: &Path, input: &Path, tensor: &str, out: &Path| {
+        let o = tora(&[
+            "vae",
+            pass,
+            "--backend",
+            "wgpu",
+            "--precision",
+            "f16",
+            "--model",
+            s(model),
+            "--in",
+            s(input),
+            "--tensor",
+            tensor,
+            "--out",
+            s(out),
+        ]);
+        assert!(o.status.success(), "{pass} f16 failed: {}", String::from_utf8_lossy(&o.stderr));
+    };
     for model in model_dirs("vae_decode.safetensors") {
         let tmp = tempfile::tempdir().expect("tempdir");
         let io = model.join("io/vae_decode.safetensors");
         let out = tmp.path().join("frames.safetensors");
-        let mut args = vec!["vae", "decode", "--model", s(&model), "--in", s(&io), "--tensor", "latent"];
-        args.extend(f16);
-        args.extend(["--out", s(&out)]);
-        let o = tora(&args);
-        assert!(o.status.success(), "decode f16 failed: {}", String::from_utf8_lossy(&o.stderr));
+        run_f16("decode", &model, &io, "latent", &out);
         let ours = TensorFile::open(&out).unwrap().f32("frames").unwrap();
         let reference = TensorFile::open(&io).unwrap().f32("frames").unwrap();
         assert_eq!(ours.shape, reference.shape);
@@ -165,11 +179,7 @@ fn f16_wgpu_close_to_reference() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let io = model.join("io/vae_encode.safetensors");
         let out = tmp.path().join("latent.safetensors");
-        let mut args = vec!["vae", "encode", "--model", s(&model), "--in", s(&io), "--tensor", "video"];
-        args.extend(f16);
-        args.extend(["--out", s(&out)]);
-        let o = tora(&args);
-        assert!(o.status.success(), "encode f16 failed: {}", String::from_utf8_lossy(&o.stderr));
+        run_f16("encode", &model, &io, "video", &out);
         let (ours, reference) = (TensorFile::open(&out).unwrap(), TensorFile::open(&io).unwrap());
         for name in ["latent_mean", "latent_logvar"] {
             let (a, b) = (ours.f32(name).unwrap(), reference.f32(name).unwrap());

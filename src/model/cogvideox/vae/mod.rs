@@ -68,6 +68,13 @@ pub struct AutoencoderKLCogVideoX {
     limits: TensorLimits,
 }
 
+/// Which coder a size estimate is for: the encoder reads videos, the decoder latents.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    Encode,
+    Decode,
+}
+
 /// The device's largest single tensor (if limited) and the compute dtype's size.
 #[derive(Debug, Clone, Copy)]
 struct TensorLimits {
@@ -77,7 +84,7 @@ struct TensorLimits {
 
 impl TensorLimits {
     fn of(device: &ComputeDevice) -> Self {
-        TensorLimits { max_bytes: device.max_tensor_bytes(), bytes_per_value: device.bytes_per_value() }
+        TensorLimits { max_bytes: device.max_tensor_bytes(), bytes_per_value: device.dtype().size() }
     }
 }
 
@@ -137,17 +144,13 @@ impl AutoencoderKLCogVideoX {
     /// Bytes of the largest tensor an untiled decode of a `[b, latent, F, h, w]` latent makes
     /// (its longest frame batch at full resolution).
     pub fn untiled_decode_peak_tensor_bytes(&self, latent: [usize; 5]) -> usize {
-        let [b, _, f, h, w] = latent;
-        let longest = frame_batches(f, LATENT_FRAMES_BATCH).iter().map(|r| r.len()).max().unwrap_or(0);
-        b * self.decoder.largest_tensor_len(longest, h, w) * self.limits.bytes_per_value
+        self.untiled_peak_tensor_bytes(Pass::Decode, latent)
     }
 
     /// Bytes of the largest tensor an untiled encode of a `[b, 3, T, H, W]` video makes (its
     /// longest frame batch at full resolution).
     pub fn untiled_encode_peak_tensor_bytes(&self, video: [usize; 5]) -> usize {
-        let [b, _, t, h, w] = video;
-        let longest = frame_batches(t, SAMPLE_FRAMES_BATCH).iter().map(|r| r.len()).max().unwrap_or(0);
-        b * self.encoder.largest_tensor_len(longest, h, w) * self.limits.bytes_per_value
+        self.untiled_peak_tensor_bytes(Pass::Encode, video)
     }
 
     /// The tiling [`Self::decode`] uses for this latent: the one set, else the config's when an
@@ -155,44 +158,41 @@ impl AutoencoderKLCogVideoX {
     /// per-tensor limit (wgpu: at most 2 GiB; an f32 decode at 480x720 makes 3.9 GB), with
     /// tiles halved while one tile's pass still would; else none.
     pub fn decode_tiling(&self, latent: [usize; 5]) -> Option<Tiling> {
-        let [b, c, f, h, w] = latent;
-        self.tiling.or_else(|| {
-            self.tiling_within(self.untiled_decode_peak_tensor_bytes(latent), |t| {
-                self.untiled_decode_peak_tensor_bytes([
-                    b,
-                    c,
-                    f,
-                    t.tile_latent_min_height.min(h),
-                    t.tile_latent_min_width.min(w),
-                ])
-            })
-        })
+        self.tiling.or_else(|| self.tiling_within_limit(Pass::Decode, latent))
     }
 
     /// The tiling [`Self::encode`] uses for this video (as [`Self::decode_tiling`]).
     pub fn encode_tiling(&self, video: [usize; 5]) -> Option<Tiling> {
-        let [b, c, t, h, w] = video;
-        self.tiling.or_else(|| {
-            self.tiling_within(self.untiled_encode_peak_tensor_bytes(video), |tile| {
-                self.untiled_encode_peak_tensor_bytes([
-                    b,
-                    c,
-                    t,
-                    tile.tile_sample_min_height.min(h),
-                    tile.tile_sample_min_width.min(w),
-                ])
-            })
-        })
+        self.tiling.or_else(|| self.tiling_within_limit(Pass::Encode, video))
+    }
+
+    /// `b` × the largest tensor of the pass's longest frame batch, in bytes.
+    fn untiled_peak_tensor_bytes(&self, pass: Pass, input: [usize; 5]) -> usize {
+        let [b, _, t, h, w] = input;
+        let longest = |batch| frame_batches(t, batch).iter().map(|r| r.len()).max().unwrap_or(0);
+        let values = match pass {
+            Pass::Encode => self.encoder.largest_tensor_len(longest(SAMPLE_FRAMES_BATCH), h, w),
+            Pass::Decode => self.decoder.largest_tensor_len(longest(LATENT_FRAMES_BATCH), h, w),
+        };
+        b * values * self.limits.bytes_per_value
     }
 
     /// None when the untiled pass fits what a pass may use; else the config's tiles, halved
-    /// while one tile's pass (`tile_bytes`) does not fit (devices with small binding limits,
-    /// such as lavapipe), down to 4 latent pixels a side.
-    fn tiling_within(&self, untiled_bytes: usize, tile_bytes: impl Fn(&Tiling) -> usize) -> Option<Tiling> {
+    /// while one tile's pass does not fit (devices with small binding limits, such as
+    /// lavapipe), down to 4 latent pixels a side.
+    fn tiling_within_limit(&self, pass: Pass, input: [usize; 5]) -> Option<Tiling> {
         let allowed = self.limits.max_bytes? / UNTILED_LIMIT_SHARE;
-        if untiled_bytes <= allowed {
+        if self.untiled_peak_tensor_bytes(pass, input) <= allowed {
             return None;
         }
+        let [b, c, t, h, w] = input;
+        let tile_bytes = |tiling: &Tiling| {
+            let (tile_h, tile_w) = match pass {
+                Pass::Encode => (tiling.tile_sample_min_height, tiling.tile_sample_min_width),
+                Pass::Decode => (tiling.tile_latent_min_height, tiling.tile_latent_min_width),
+            };
+            self.untiled_peak_tensor_bytes(pass, [b, c, t, tile_h.min(h), tile_w.min(w)])
+        };
         let min_side = 4 * self.config.spatial_ratio();
         let mut tiling = Tiling::from_config(&self.config);
         while tile_bytes(&tiling) > allowed
