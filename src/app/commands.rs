@@ -171,10 +171,18 @@ impl StudioApp {
         }
     }
 
-    /// Writes one Tora point file per track into `dir` (`<track name>.txt`).
+    /// Writes one Tora point file per motion track into `dir` (`<track name>.txt`): a region
+    /// writes its N sample tracks, a camera layer its grid.
     pub fn export_point_files(&mut self, dir: &Path) -> usize {
+        let tracks = match self.scene.motion_tracks() {
+            Ok(tracks) => tracks,
+            Err(e) => {
+                self.notices.error(format!("Cannot export point files: {e}"));
+                return 0;
+            }
+        };
         let mut written = 0;
-        for track in self.scene.tracks.iter().filter(|t| !t.points.is_empty()) {
+        for track in tracks.iter().filter(|t| !t.points.is_empty()) {
             let safe: String =
                 track.name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
             let path = dir.join(format!("{safe}.txt"));

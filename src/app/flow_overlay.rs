@@ -73,11 +73,12 @@ fn pack_rgb(rgb: &[u8], size: ClipSize) -> Vec<u32> {
     out
 }
 
-/// Sampled positions of every track that has points (hidden ones included: the model sees them).
+/// Sampled positions of every motion track that has points (regions and the camera expanded;
+/// hidden ones included: the model sees them).
 pub fn flow_input(scene: &Scene) -> Result<Vec<TrackPoints>, String> {
-    scene.validate().map_err(|e| e.to_string())?;
     scene
-        .tracks
+        .motion_tracks()
+        .map_err(|e| e.to_string())?
         .iter()
         .filter(|t| !t.points.is_empty())
         .map(|t| {

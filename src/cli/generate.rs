@@ -91,8 +91,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if let Some(fps) = args.fps {
         scene.fps = fps;
     }
-    if scene.tracks.is_empty() {
-        bail!("no trajectories: pass --project P.json or --points A.txt [B.txt ...]");
+    if !scene.has_motion() {
+        bail!(
+            "no trajectories: pass --project P.json (tracks, regions or a camera layer) or --points A.txt [B.txt ...]"
+        );
     }
     let family = args.family.unwrap_or_else(|| Family::detect(&args.model));
     let settings = Settings {
@@ -153,7 +155,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let tracks = if args.overlay {
         let points = crate::flow::scene_points(&scene)?;
         let positions: Vec<Vec<[i32; 2]>> = points.iter().map(|t| t.points.clone()).collect();
-        let colours: Vec<[u8; 3]> = scene.tracks.iter().map(|t| t.colour).collect();
+        let colours: Vec<[u8; 3]> = scene.motion_tracks()?.iter().map(|t| t.colour).collect();
         export::overlay::tracks_from(&positions, &colours)
     } else {
         Vec::new()

@@ -64,10 +64,13 @@ impl MotionField {
     }
 }
 
-/// Samples every track of the scene.
+/// Samples every motion track of the scene (its tracks, regions and camera grid expanded).
 pub fn scene_points(scene: &Scene) -> Result<Vec<TrackPoints>, TrajectoryError> {
-    let sampled = scene.sample_points()?;
-    Ok(scene.tracks.iter().zip(sampled).map(|(t, points)| TrackPoints { name: t.name.clone(), points }).collect())
+    scene
+        .motion_tracks()?
+        .into_iter()
+        .map(|t| Ok(TrackPoints { points: t.sample(scene.frames, scene.width, scene.height)?, name: t.name }))
+        .collect()
 }
 
 /// The whole flow procedure on the CPU (the bit-for-bit reference path).

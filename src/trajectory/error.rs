@@ -21,6 +21,15 @@ pub enum TrajectoryError {
          only a track's last point may sit on the far border (x or y = 256)"
     )]
     PointOutsideFrame { track: String, frame: usize, px: i64, py: i64, width: u32, height: u32 },
+    #[error("region '{region}': {reason}")]
+    RegionOutline { region: String, reason: String },
+    #[error(
+        "region '{region}': outline point ({x:.1}, {y:.1}) is outside the image (the 256x256 canvas); \
+         keep the lasso on the image"
+    )]
+    RegionOutsideImage { region: String, x: f64, y: f64 },
+    #[error("camera layer: {0}")]
+    Camera(String),
     #[error("invalid scene: {0}")]
     InvalidScene(String),
     #[error("{path}: not a Tora Studio project: {reason}")]

@@ -11,7 +11,8 @@ use super::{Scene, TrajectoryError};
 /// Marker in every project file, so foreign JSON is recognised as such.
 pub const PROJECT_FORMAT: &str = "tora-studio-project";
 /// Current project-file version; older versions are upgraded on load.
-pub const PROJECT_VERSION: u32 = 1;
+/// 1: tracks only. 2: adds `regions` and `camera` (absent in a version-1 file = none).
+pub const PROJECT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct ProjectFile {
@@ -109,6 +110,52 @@ mod tests {
         save(&path, &scene).unwrap();
         assert_eq!(load(&path).unwrap(), scene);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn version_1_files_still_open() {
+        let v1 = r#"{
+  "format": "tora-studio-project",
+  "version": 1,
+  "scene": {
+    "width": 720, "height": 480, "frames": 49, "fps": 8.0,
+    "tracks": [{"name": "walk", "colour": [230, 57, 70], "visible": true, "locked": false,
+                "timing": "timed", "shape": "polyline",
+                "points": [{"x": 10.0, "y": 20.0}, {"x": 100.0, "y": 20.0, "frame": 40.0}],
+                "start_frame": 0}]
+  }
+}"#;
+        let scene = from_json(Path::new("old.json"), v1).unwrap();
+        assert_eq!(scene.tracks.len(), 1);
+        assert_eq!(scene.tracks[0].points[1].frame, Some(40.0));
+        assert!(scene.regions.is_empty() && scene.camera.is_none());
+        assert!(to_json(&scene).contains("\"version\": 2"));
+    }
+
+    #[test]
+    fn version_2_round_trips_regions_and_camera() {
+        use crate::trajectory::{CameraLayer, Region};
+        let mut scene = Scene::default();
+        let mut region = Region::new("cup", [1, 2, 3], vec![[10.0, 10.0], [60.0, 12.0], [40.0, 70.0]]);
+        region.samples = 7;
+        region.path.points.push(Keyframe::timed(90.0, 40.0, 30.0));
+        scene.regions.push(region);
+        scene.camera = Some(CameraLayer { pan_distance: 20.0, rotate: 5.0, end_frame: Some(30), ..Default::default() });
+        let back = from_json(Path::new("p.json"), &to_json(&scene)).unwrap();
+        assert_eq!(back, scene);
+    }
+
+    #[test]
+    fn bad_regions_and_cameras_are_named_errors() {
+        use crate::trajectory::{CameraLayer, Region};
+        let p = Path::new("bad.json");
+        let scene =
+            Scene { regions: vec![Region::new("cup", [0; 3], vec![[1.0, 1.0], [2.0, 2.0]])], ..Scene::default() };
+        let err = from_json(p, &to_json(&scene)).unwrap_err().to_string();
+        assert!(err.contains("bad.json") && err.contains("region 'cup'"), "{err}");
+        let scene = Scene { camera: Some(CameraLayer { zoom: 0.0, ..Default::default() }), ..Scene::default() };
+        let err = from_json(p, &to_json(&scene)).unwrap_err().to_string();
+        assert!(err.contains("bad.json") && err.contains("zoom 0"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{reference, timed, Easing, FramePoints, TrajectoryError};
+use super::{reference, timed, CameraLayer, Easing, FramePoints, Region, TrajectoryError};
 
 /// The clip being designed: output size and timing, an optional background image, the tracks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,11 +20,26 @@ pub struct Scene {
     pub background: Option<PathBuf>,
     #[serde(default)]
     pub tracks: Vec<Track>,
+    /// Whole objects to move; each expands to its sample tracks (project version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<Region>,
+    /// Camera motion over the whole frame (project version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<CameraLayer>,
 }
 
 impl Default for Scene {
     fn default() -> Self {
-        Scene { width: 720, height: 480, frames: 49, fps: 8.0, background: None, tracks: Vec::new() }
+        Scene {
+            width: 720,
+            height: 480,
+            frames: 49,
+            fps: 8.0,
+            background: None,
+            tracks: Vec::new(),
+            regions: Vec::new(),
+            camera: None,
+        }
     }
 }
 
@@ -201,18 +216,42 @@ impl Scene {
         if !(self.fps.is_finite() && self.fps > 0.0) {
             return Err(TrajectoryError::InvalidScene(format!("fps {} must be a positive number", self.fps)));
         }
+        for region in &self.regions {
+            region.validate()?;
+        }
+        if let Some(camera) = &self.camera {
+            camera.validate()?;
+        }
         Ok(())
     }
 
-    /// Pixel positions of every track (hidden ones included: visibility is a display choice),
-    /// one per frame, in track order.
-    pub fn sample_points(&self) -> Result<Vec<FramePoints>, TrajectoryError> {
+    /// The plain tracks everything downstream uses (motion field, overlay, warp preview, point
+    /// files, generation): the scene's tracks, then each region's sample tracks, then the camera
+    /// grid. Hidden tracks and regions are included: visibility is a display choice.
+    pub fn motion_tracks(&self) -> Result<Vec<Track>, TrajectoryError> {
         self.validate()?;
-        self.tracks.iter().map(|t| t.sample(self.frames, self.width, self.height)).collect()
+        let mut tracks = self.tracks.clone();
+        for region in &self.regions {
+            tracks.extend(region.expand(self.frames)?);
+        }
+        if let Some(camera) = &self.camera {
+            tracks.extend(camera.expand(self.frames, self.width, self.height)?);
+        }
+        Ok(tracks)
+    }
+
+    /// Whether the scene has anything that moves the motion field (tracks, regions, a camera).
+    pub fn has_motion(&self) -> bool {
+        !self.tracks.is_empty() || !self.regions.is_empty() || self.camera.is_some()
+    }
+
+    /// Pixel positions of every motion track ([`Scene::motion_tracks`]), one per frame, in order.
+    pub fn sample_points(&self) -> Result<Vec<FramePoints>, TrajectoryError> {
+        self.motion_tracks()?.iter().map(|t| t.sample(self.frames, self.width, self.height)).collect()
     }
 
     /// The colour for the next new track.
     pub fn next_colour(&self) -> [u8; 3] {
-        TRACK_PALETTE[self.tracks.len() % TRACK_PALETTE.len()]
+        TRACK_PALETTE[(self.tracks.len() + self.regions.len()) % TRACK_PALETTE.len()]
     }
 }
