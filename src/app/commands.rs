@@ -51,7 +51,8 @@ impl StudioApp {
 
     /// An empty project at the current clip settings.
     pub fn new_project(&mut self) {
-        let scene = Scene { tracks: Vec::new(), background: None, ..self.scene.clone() };
+        let scene =
+            Scene { tracks: Vec::new(), regions: Vec::new(), camera: None, background: None, ..self.scene.clone() };
         self.replace_scene(scene, None);
     }
 

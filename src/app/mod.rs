@@ -3,6 +3,7 @@
 //! The app edits one [`Scene`]; panels send edits to it directly and [`history`] commits each
 //! gesture for undo. Numerics live in `trajectory` and `flow`; this module only displays them.
 
+mod artwork;
 mod background;
 mod canvas;
 mod commands;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use eframe::egui;
 use eframe::egui_wgpu;
 
+pub use artwork::{app_icon, first_frame, FIRST_FRAMES, ICON_SIZE};
 pub use demo::{demo_image, demo_scene};
 pub use generate_panel::{Compute, GenerateForm, Outcome, RunStats};
 pub use model_manager::{scan as scan_model_folder, FolderReport};
@@ -51,7 +53,10 @@ use timeline::TimelineLayout;
 /// Opens the studio window.
 pub fn run() -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([1500.0, 920.0]).with_title("Tora Studio"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1500.0, 920.0])
+            .with_title("Tora Studio")
+            .with_icon(artwork::icon_data()),
         renderer: eframe::Renderer::Wgpu,
         multisampling: 0,
         depth_buffer: 0,

@@ -62,11 +62,18 @@ fn json_error(path: &Path, e: serde_json::Error) -> TrajectoryError {
     }
 }
 
-/// Loads a project file.
+/// Loads a project file. A relative background path is taken from the project's folder, so a
+/// project and its image can move together (the shipped `assets/examples` rely on it).
 pub fn load(path: &Path) -> Result<Scene, TrajectoryError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| TrajectoryError::Io { path: path.to_path_buf(), source })?;
-    from_json(path, &text)
+    let mut scene = from_json(path, &text)?;
+    if let (Some(image), Some(dir)) = (&scene.background, path.parent()) {
+        if image.is_relative() {
+            scene.background = Some(dir.join(image));
+        }
+    }
+    Ok(scene)
 }
 
 /// Saves a project file atomically.
@@ -110,6 +117,18 @@ mod tests {
         save(&path, &scene).unwrap();
         assert_eq!(load(&path).unwrap(), scene);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn relative_backgrounds_are_found_beside_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let scene = Scene { background: Some("images/a.png".into()), ..Scene::default() };
+        save(&path, &scene).unwrap();
+        assert_eq!(load(&path).unwrap().background, Some(dir.path().join("images/a.png")));
+        let absolute = Scene { background: Some(dir.path().join("b.png")), ..Scene::default() };
+        save(&path, &absolute).unwrap();
+        assert_eq!(load(&path).unwrap(), absolute);
     }
 
     #[test]

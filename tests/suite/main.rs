@@ -6,6 +6,7 @@
 
 mod common;
 
+mod assets;
 mod cli_flow;
 mod export;
 mod flow_gpu;
