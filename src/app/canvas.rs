@@ -36,6 +36,10 @@ pub enum Gesture {
         track: usize,
         point: usize,
     },
+    /// Outlining a region with the lasso (canvas units).
+    Lasso {
+        points: Vec<[f64; 2]>,
+    },
 }
 
 /// Zoom and pan of the canvas, and where the output frame was last drawn.
@@ -245,6 +249,7 @@ impl StudioApp {
             let pts: Vec<Pos2> = samples.iter().map(|s| to_screen(frame_rect, [s.x, s.y])).collect();
             painter.add(egui::Shape::line(pts, Stroke::new(2.0, colour(self.scene.next_colour()))));
         }
+        self.paint_layers(painter, frame_rect);
     }
 
     fn zoom_and_pan(&mut self, ui: &egui::Ui, response: &egui::Response, frame_rect: Rect) {
@@ -375,6 +380,7 @@ impl StudioApp {
                 }
             }
             Tool::Freehand => super::Gesture::Stroke { samples: vec![StrokeSample { x: at[0], y: at[1], time }] },
+            Tool::Lasso => self.begin_lasso(at),
         };
     }
 
@@ -401,12 +407,16 @@ impl StudioApp {
                 }
                 self.gesture = super::Gesture::Stroke { samples };
             }
+            super::Gesture::Lasso { points } => self.gesture = self.extend_lasso(points, at),
             super::Gesture::Retime { .. } | super::Gesture::None => {}
         }
     }
 
     fn finish_gesture(&mut self) {
-        if let super::Gesture::Stroke { samples } = std::mem::take(&mut self.gesture) {
+        let gesture = std::mem::take(&mut self.gesture);
+        if let super::Gesture::Lasso { points } = gesture {
+            self.finish_lasso(points);
+        } else if let super::Gesture::Stroke { samples } = gesture {
             let last = self.scene.frames.saturating_sub(1) as f64;
             if samples.iter().any(|s| !(0.0..=CANVAS_SIZE).contains(&s.x) || !(0.0..=CANVAS_SIZE).contains(&s.y)) {
                 self.notices.warn("the stroke left the frame; its points were clamped to the border");
@@ -461,6 +471,7 @@ impl StudioApp {
                 self.scene.tracks[index].name = format!("anchor {}", index + 1);
             }
             Tool::Freehand => {}
+            Tool::Lasso => self.lasso_click(frame_rect, pos),
         }
     }
 

@@ -301,6 +301,7 @@ impl StudioApp {
         }
         if pressed(Key::Enter) || pressed(Key::Escape) {
             self.drawing = None;
+            self.layers.drawing_path = None;
         }
         if pressed(Key::Space) {
             self.playback.playing = !self.playback.playing;
@@ -312,6 +313,7 @@ impl StudioApp {
             (Key::F, Tool::Freehand),
             (Key::A, Tool::Anchor),
             (Key::M, Tool::MoveTrack),
+            (Key::L, Tool::Lasso),
         ] {
             if pressed(key) {
                 self.set_tool(tool);

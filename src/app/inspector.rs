@@ -26,6 +26,8 @@ impl StudioApp {
             self.track_section(ui);
             ui.separator();
             self.keyframe_section(ui);
+            ui.separator();
+            self.layer_inspector(ui);
         });
     }
 

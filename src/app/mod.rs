@@ -12,10 +12,12 @@ mod flow_overlay;
 mod generate_panel;
 mod history;
 mod inspector;
+mod layers_panel;
 mod model_manager;
 mod notices;
 mod persistence;
 mod preview;
+mod region_tool;
 mod state;
 mod status_bar;
 mod takes_panel;
@@ -97,6 +99,8 @@ pub struct StudioApp {
     selection: Selection,
     /// The track the polyline/spline tool is adding points to.
     drawing: Option<usize>,
+    /// The selected region or camera layer, and the region the lasso tool is giving a path.
+    layers: region_tool::LayerEditing,
     gesture: Gesture,
     view: CanvasView,
     timeline: TimelineLayout,
@@ -137,6 +141,7 @@ impl StudioApp {
             state,
             selection: Selection::default(),
             drawing: None,
+            layers: region_tool::LayerEditing::default(),
             gesture: Gesture::None,
             view: CanvasView::default(),
             timeline: TimelineLayout::default(),
@@ -251,6 +256,7 @@ impl StudioApp {
     pub fn set_tool(&mut self, tool: Tool) {
         self.state.tool = tool;
         self.drawing = None;
+        self.layers.drawing_path = None;
     }
 
     pub fn set_frame(&mut self, frame: usize) {

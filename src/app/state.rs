@@ -25,11 +25,13 @@ pub enum Tool {
     Anchor,
     /// Drag to move a whole track.
     MoveTrack,
+    /// Drag around an object to make it a region, then click its path.
+    Lasso,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 6] =
-        [Tool::Select, Tool::Polyline, Tool::Spline, Tool::Freehand, Tool::Anchor, Tool::MoveTrack];
+    pub const ALL: [Tool; 7] =
+        [Tool::Select, Tool::Polyline, Tool::Spline, Tool::Freehand, Tool::Anchor, Tool::MoveTrack, Tool::Lasso];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -39,6 +41,7 @@ impl Tool {
             Tool::Freehand => "Freehand",
             Tool::Anchor => "Anchor",
             Tool::MoveTrack => "Move track",
+            Tool::Lasso => "Lasso region",
         }
     }
 
@@ -49,6 +52,7 @@ impl Tool {
             Tool::Freehand => "draw a stroke: your drawing speed becomes the motion's speed",
             Tool::Anchor => "click to pin a static point (an object that must stay put)",
             Tool::MoveTrack => "drag a track to move all its points",
+            Tool::Lasso => "drag around an object to make it a region, then click to give it a path; Enter finishes",
         }
     }
 }

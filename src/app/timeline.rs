@@ -91,7 +91,8 @@ impl StudioApp {
             for index in 0..self.scene.tracks.len() {
                 self.lane_ui(ui, index);
             }
-            if self.scene.tracks.is_empty() {
+            self.layer_lanes(ui, NAME_WIDTH, LANE_HEIGHT);
+            if !self.scene.has_motion() {
                 ui.weak("No tracks yet: pick the Polyline or Freehand tool and draw on the canvas.");
             }
         });

@@ -113,6 +113,7 @@ impl StudioApp {
                     Tool::Freehand => "F",
                     Tool::Anchor => "A",
                     Tool::MoveTrack => "M",
+                    Tool::Lasso => "L",
                 };
                 if ui
                     .selectable_label(self.state.tool == tool, tool.label())

@@ -21,6 +21,7 @@ impl StudioApp {
             }
         });
         ui.separator();
+        self.layer_rows(ui);
         let mut action = None;
         let count = self.scene.tracks.len();
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {

@@ -19,6 +19,7 @@ mod sat;
 mod t5;
 mod transformer;
 mod ui_generate;
+mod ui_regions;
 mod ui_snapshots;
 mod ui_studio;
 mod vae;
