@@ -183,3 +183,18 @@ fn a_camera_layer_is_added_from_the_panel_and_a_zero_zoom_is_refused() {
     assert!(!h.state_mut().set_camera(Some(CameraLayer { pan_distance: 256.0, zoom: 1.0, ..camera })));
     assert_eq!(h.state().scene(), &before);
 }
+
+#[test]
+fn snapshot_of_a_region_and_a_camera_layer() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/examples/beach_boat_region.json");
+    // The example's picture is the demo image the studio opens with; loaded without a project
+    // path so the snapshot does not depend on where the checkout lives.
+    let scene = tora_studio::trajectory::project::load(&example).unwrap();
+    let mut h = super::ui_snapshots::studio_on_device_with(scene, |app| {
+        app.set_camera(Some(CameraLayer { pan_distance: 12.0, zoom: 1.15, ..CameraLayer::default() }));
+        app.set_flow_overlay(true, 0.5);
+        app.set_frame(36);
+    });
+    assert_eq!(h.state().scene().regions.len(), 1);
+    h.snapshot("studio_region_and_camera");
+}

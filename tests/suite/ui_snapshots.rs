@@ -10,8 +10,16 @@ use egui_kittest::Harness;
 use tora_studio::app::{demo_scene, StudioApp};
 
 fn studio_on_device(configure: impl FnOnce(&mut StudioApp)) -> Harness<'static, StudioApp> {
+    studio_on_device_with(demo_scene(), configure)
+}
+
+/// The studio on `scene` (over the demo image) on the software device.
+pub(crate) fn studio_on_device_with(
+    scene: tora_studio::trajectory::Scene,
+    configure: impl FnOnce(&mut StudioApp),
+) -> Harness<'static, StudioApp> {
     let render_state = create_render_state(default_wgpu_setup(), egui_wgpu::RendererOptions::PREDICTABLE);
-    let mut app = StudioApp::new_for_test(demo_scene(), None, Some(render_state.clone()));
+    let mut app = StudioApp::new_for_test(scene, None, Some(render_state.clone()));
     configure(&mut app);
     assert!(app.wait_for_flow(Duration::from_secs(300)), "the motion field was computed");
     let mut h = Harness::builder()
