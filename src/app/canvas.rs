@@ -40,6 +40,11 @@ pub enum Gesture {
     Lasso {
         points: Vec<[f64; 2]>,
     },
+    /// Moving a whole region (outline and path) with the Move tool.
+    MoveRegion {
+        region: usize,
+        last: [f64; 2],
+    },
 }
 
 /// Zoom and pan of the canvas, and where the output frame was last drawn.
@@ -371,12 +376,16 @@ impl StudioApp {
             Tool::MoveTrack => {
                 let hit =
                     self.hit_point(frame_rect, origin).map(|(t, _)| t).or_else(|| self.hit_track(frame_rect, origin));
-                match hit {
-                    Some(track) => {
+                match (hit, self.region_at(at)) {
+                    (Some(track), _) => {
                         self.selection = Selection { track: Some(track), point: None };
                         super::Gesture::MoveTrack { track, last: at }
                     }
-                    None => super::Gesture::None,
+                    (None, Some(region)) => {
+                        self.select_region(Some(region));
+                        super::Gesture::MoveRegion { region, last: at }
+                    }
+                    (None, None) => super::Gesture::None,
                 }
             }
             Tool::Freehand => super::Gesture::Stroke { samples: vec![StrokeSample { x: at[0], y: at[1], time }] },
@@ -408,6 +417,10 @@ impl StudioApp {
                 self.gesture = super::Gesture::Stroke { samples };
             }
             super::Gesture::Lasso { points } => self.gesture = self.extend_lasso(points, at),
+            super::Gesture::MoveRegion { region, last } => {
+                self.move_region(region, [at[0] - last[0], at[1] - last[1]]);
+                self.gesture = super::Gesture::MoveRegion { region, last: at };
+            }
             super::Gesture::Retime { .. } | super::Gesture::None => {}
         }
     }

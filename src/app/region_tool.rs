@@ -97,6 +97,31 @@ impl StudioApp {
         self.select_region(hit);
     }
 
+    /// The topmost visible, unlocked region containing canvas point `at`.
+    pub(super) fn region_at(&self, at: [f64; 2]) -> Option<usize> {
+        (0..self.scene.regions.len()).rev().find(|&r| {
+            let region = &self.scene.regions[r];
+            region.path.visible && !region.path.locked && region.contains(at)
+        })
+    }
+
+    /// Moves a region's outline and path by `d` (canvas units), stopping at the image border.
+    pub(super) fn move_region(&mut self, index: usize, d: [f64; 2]) {
+        let Some(region) = self.scene.regions.get_mut(index) else { return };
+        let points: Vec<[f64; 2]> =
+            region.outline.iter().copied().chain(region.path.points.iter().map(|k| [k.x, k.y])).collect();
+        let limit = |axis: usize, want: f64| {
+            let lo = points.iter().map(|p| p[axis]).fold(f64::MAX, f64::min);
+            let hi = points.iter().map(|p| p[axis]).fold(f64::MIN, f64::max);
+            want.clamp(-lo, CANVAS_SIZE - hi)
+        };
+        let (dx, dy) = (limit(0, d[0]), limit(1, d[1]));
+        if (dx, dy) != (d[0], d[1]) {
+            self.notices.warn("the region was stopped at the border of the image");
+        }
+        region.translate(dx, dy);
+    }
+
     /// Replaces the camera layer after checking it; a bad one is reported and nothing changes.
     pub fn set_camera(&mut self, camera: Option<CameraLayer>) -> bool {
         let (frames, width, height) = (self.scene.frames, self.scene.width, self.scene.height);

@@ -51,7 +51,7 @@ impl Tool {
             Tool::Polyline | Tool::Spline => "click to add points; Enter or Esc finishes the track",
             Tool::Freehand => "draw a stroke: your drawing speed becomes the motion's speed",
             Tool::Anchor => "click to pin a static point (an object that must stay put)",
-            Tool::MoveTrack => "drag a track to move all its points",
+            Tool::MoveTrack => "drag a track or a region to move all its points",
             Tool::Lasso => "drag around an object to make it a region, then click to give it a path; Enter finishes",
         }
     }

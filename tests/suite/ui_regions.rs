@@ -130,6 +130,24 @@ fn lasso_makes_a_region_clicks_give_it_a_path_and_its_tracks_move_together() {
 }
 
 #[test]
+fn the_move_tool_drags_a_whole_region() {
+    let mut scene = Scene::default();
+    scene.regions.push(Region::new("box", [1, 2, 3], vec![[60.0, 60.0], [110.0, 60.0], [110.0, 110.0], [60.0, 110.0]]));
+    let mut h = studio(scene);
+    h.state_mut().set_tool(Tool::MoveTrack);
+    let before = h.state().scene().regions[0].clone();
+    let path: Vec<[f64; 2]> = (0..=10).map(|i| [80.0 + 3.0 * i as f64, 80.0 + i as f64]).collect();
+    lasso(&mut h, &path); // a slow drag from inside the region
+    let after = &h.state().scene().regions[0];
+    for (a, b) in after.outline.iter().zip(&before.outline) {
+        assert!((a[0] - b[0] - 30.0).abs() < 1.0 && (a[1] - b[1] - 10.0).abs() < 1.0, "{a:?} from {b:?}");
+    }
+    let (k, k0) = (after.path.points[0], before.path.points[0]);
+    assert!((k.x - k0.x - 30.0).abs() < 1.0 && (k.y - k0.y - 10.0).abs() < 1.0);
+    assert_eq!(after.samples, before.samples);
+}
+
+#[test]
 fn the_motion_field_overlay_shows_a_region_alone() {
     let mut scene = Scene::default();
     let mut region = Region::new("box", [1, 2, 3], vec![[60.0, 60.0], [110.0, 60.0], [110.0, 110.0], [60.0, 110.0]]);
