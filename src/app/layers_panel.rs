@@ -10,6 +10,16 @@ use crate::trajectory::{Easing, MAX_CAMERA_DENSITY, MAX_REGION_SAMPLES};
 use super::region_tool::LayerEditing;
 use super::{StudioApp, Tool};
 
+/// A timeline lane of a region (`region: Some`) or the camera (`None`).
+struct Lane {
+    name: String,
+    colour: [u8; 3],
+    /// First and last frame of the motion.
+    range: (f64, f64),
+    keyframes: Vec<f64>,
+    region: Option<usize>,
+}
+
 impl StudioApp {
     /// Rows for the regions and the camera, above the track list.
     pub(super) fn layer_rows(&mut self, ui: &mut egui::Ui) {
@@ -176,28 +186,30 @@ impl StudioApp {
     pub(super) fn layer_lanes(&mut self, ui: &mut egui::Ui, name_width: f32, lane_height: f32) {
         let frames = self.scene.frames;
         let last = frames.saturating_sub(1).max(1) as f32;
-        let mut lanes: Vec<(String, [u8; 3], f64, f64, Vec<f64>, Option<usize>)> = self
+        let mut lanes: Vec<Lane> = self
             .scene
             .regions
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                let times = r.path.keyframe_times(frames);
-                (
-                    r.path.name.clone(),
-                    r.path.colour,
-                    r.path.start_frame as f64,
-                    r.path.last_frame(frames) as f64,
-                    times,
-                    Some(i),
-                )
+            .map(|(i, r)| Lane {
+                name: r.path.name.clone(),
+                colour: r.path.colour,
+                range: (r.path.start_frame as f64, r.path.last_frame(frames) as f64),
+                keyframes: r.path.keyframe_times(frames),
+                region: Some(i),
             })
             .collect();
         if let Some(c) = &self.scene.camera {
             let end = c.end_frame.unwrap_or(frames - 1).min(frames - 1) as f64;
-            lanes.push(("camera".into(), crate::trajectory::CAMERA_COLOUR, c.start_frame as f64, end, vec![], None));
+            lanes.push(Lane {
+                name: "camera".into(),
+                colour: crate::trajectory::CAMERA_COLOUR,
+                range: (c.start_frame as f64, end),
+                keyframes: Vec::new(),
+                region: None,
+            });
         }
-        for (name, c, start, end, times, region) in lanes {
+        for Lane { name, colour: c, range: (start, end), keyframes: times, region } in lanes {
             ui.horizontal(|ui| {
                 let colour = Color32::from_rgb(c[0], c[1], c[2]);
                 let selected = match region {

@@ -184,3 +184,29 @@ fn example_projects_run_through_flow() {
         }
     }
 }
+
+/// `generate --project` takes a project's regions and camera layer (expanded to tracks) to the
+/// model, on the tiny fixture model.
+#[test]
+fn generate_runs_an_example_with_a_region_and_a_camera() {
+    let Some(model) = super::pipeline::model_dirs(16).into_iter().next() else { return };
+    let example = assets().join("examples/meadow_pan.json");
+    let scene = project::load(&example).unwrap();
+    assert!(!scene.regions.is_empty() && scene.camera.is_some());
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("frames");
+    let run = Command::new(env!("CARGO_BIN_EXE_tora-studio"))
+        .args(["generate", "--model"])
+        .arg(&model)
+        .args(["--prompt", "a cloud drifts over a meadow", "--steps", "1", "--size", "48x32", "--frames", "9"])
+        .arg("--project")
+        .arg(&example)
+        .arg("--overlay")
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let pngs = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(pngs(&out_dir), 9);
+}

@@ -11,7 +11,7 @@ use tora_studio::Backend;
 
 /// Model folders (holding `io/pipeline.safetensors`) whose transformer takes `in_channels`
 /// (16 = T2V, 32 = I2V).
-fn model_dirs(in_channels: u64) -> Vec<PathBuf> {
+pub(crate) fn model_dirs(in_channels: u64) -> Vec<PathBuf> {
     let root = fixtures_root();
     let dirs: Vec<PathBuf> = verify::walk_files(&root)
         .into_iter()
