@@ -115,7 +115,7 @@ impl StudioApp {
                 }
             });
             if let Some(first) = region.path.points.first_mut() {
-                egui::ComboBox::from_label("easing").selected_text(first.easing.label()).show_ui(ui, |ui| {
+                egui::ComboBox::from_label("easing of the first move").selected_text(first.easing.label()).show_ui(ui, |ui| {
                     for e in Easing::ALL {
                         ui.selectable_value(&mut first.easing, e, e.label());
                     }
