@@ -115,7 +115,8 @@ impl StudioApp {
                 }
             });
             if let Some(first) = region.path.points.first_mut() {
-                egui::ComboBox::from_label("easing of the first move").selected_text(first.easing.label()).show_ui(ui, |ui| {
+                let easing = egui::ComboBox::from_label("easing of the first move");
+                easing.selected_text(first.easing.label()).show_ui(ui, |ui| {
                     for e in Easing::ALL {
                         ui.selectable_value(&mut first.easing, e, e.label());
                     }
