@@ -122,11 +122,22 @@ fn lasso_makes_a_region_clicks_give_it_a_path_and_its_tracks_move_together() {
         assert!((end[0] as f64 - want_end[0]).abs() <= 1.0 && (end[1] as f64 - want_end[1]).abs() <= 1.0, "{end:?}");
     }
 
-    // N is adjustable: more points, more tracks.
+    // N is adjustable: more points, more tracks; 0 points is refused with a notice.
     let mut more = scene.regions[0].clone();
     more.samples = 30;
-    assert!(h.state_mut().set_region(0, more));
+    assert!(h.state_mut().set_region(0, more.clone()));
+    h.run_steps(2);
     assert_eq!(h.state().scene().motion_tracks().unwrap().len(), 30);
+    assert!(!h.state_mut().set_region(0, Region { samples: 0, ..more }));
+    assert_eq!(h.state().scene().regions[0].samples, 30);
+    assert!(errors(&h).iter().any(|e| e.contains("Region not changed") && e.contains("0 sample points")));
+
+    // Undo walks back through the edits to the scene without the region.
+    for _ in 0..3 {
+        h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+        h.run_steps(2);
+    }
+    assert!(h.state().scene().regions.is_empty(), "{:?}", h.state().scene().regions);
 }
 
 #[test]
