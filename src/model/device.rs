@@ -157,6 +157,16 @@ impl ComputeDevice {
     }
 }
 
+/// [`ComputeDevice::max_tensor_bytes`] from a burn device alone (what a tensor's `device()` gives):
+/// `None` on the CPU backend, the adapter's binding limit on wgpu.
+pub fn max_tensor_bytes_of(device: &Device) -> Option<usize> {
+    if *device == Device::flex() {
+        None
+    } else {
+        Some(wgpu_binding_limit())
+    }
+}
+
 /// `min(max_storage_buffer_binding_size, max_buffer_size)` of the adapter burn's default wgpu
 /// device opens (the high-performance one; burn requests the adapter's own limits), read once.
 /// `i32::MAX` when no adapter answers (wgpu-hal's cap on every backend).
