@@ -292,6 +292,12 @@ fn bench_step_smoke_on_fixture_model() {
     let mem = stdout.lines().find(|l| l.starts_with("peak memory: ")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(mem.contains("GiB") && mem.contains("VmHWM"), "{mem}");
     assert!(stdout.contains("(weights loaded)"), "{stdout}");
+    // The run says which backend, shader compiler and precision it uses; without a real GPU
+    // adapter (CI: lavapipe only) the CLI's default is the CPU in f32.
+    let line = stdout.lines().find(|l| l.starts_with("device: compute: ")).unwrap_or_else(|| panic!("{stdout}"));
+    if !tora_studio::model::device::wgpu_adapters().iter().any(|a| a.is_real_gpu()) {
+        assert!(line.contains("compute: cpu") && line.contains(", f32 — no GPU adapter found"), "{line}");
+    }
 }
 
 #[test]
