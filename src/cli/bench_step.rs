@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use burn::tensor::{DType, Distribution, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor, TensorData};
 
 use crate::model::cogvideox::{ModelSource, RotaryEmbedding, ToraTransformer3D, TransformerConfig};
-use crate::model::{ComputeDevice, Precision};
+use crate::model::Precision;
 use crate::Backend;
 
 /// The built-in presets (`models/*.json`).
@@ -51,8 +51,16 @@ pub struct BenchStepArgs {
     /// Skip the untimed warm-up forward.
     #[arg(long)]
     no_warmup: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    backend: Backend,
+    /// Recompute the trajectory features inside every forward, for both CFG halves (how runs
+    /// did it before the pipeline computed them once per run; for comparison).
+    #[arg(long)]
+    flow_per_step: bool,
+    /// Compute precision (f16 on wgpu only; default: f16 on a GPU, else f32).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
+    /// Compute backend (default: the best GPU when wgpu finds one, else cpu).
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
 }
 
 fn preset_config(name: &str, variant: &str) -> anyhow::Result<TransformerConfig> {
@@ -84,7 +92,7 @@ pub fn run(args: BenchStepArgs) -> anyhow::Result<()> {
     let (width, height) = super::parse_size(&args.size).map_err(anyhow::Error::msg)?;
     let (width, height) = (width as usize, height as usize);
     anyhow::ensure!(args.frames >= 1 && args.steps >= 1 && args.batch >= 1, "--frames, --steps, --batch must be >= 1");
-    let device = ComputeDevice::new(args.backend, Precision::F32)?;
+    let (device, choice) = super::open_device(args.backend, args.precision)?;
 
     let load_start = Instant::now();
     let (model, config, source) = match (&args.model, &args.preset) {
@@ -136,22 +144,51 @@ pub fn run(args: BenchStepArgs) -> anyhow::Result<()> {
         config.in_channels,
         if args.no_flow { "off" } else { "on" }
     );
-    println!("device: {} f32; load {load_s:.2} s", crate::model::device::backend_name(args.backend));
+    println!("device: {}; load {load_s:.2} s", choice.line());
 
     let dev = device.device();
     let normal = Distribution::Normal(0.0, 1.0);
-    let hidden = Tensor::<5>::random([args.batch, f, config.in_channels, h, w], normal, (dev, DType::F32));
-    let text = Tensor::<3>::random([args.batch, text_len, config.text_embed_dim], normal, (dev, DType::F32));
-    let flow = (!args.no_flow).then(|| Tensor::<5>::random([args.batch, f, 16, h, w], normal, (dev, DType::F32)));
+    let hidden = Tensor::<5>::random([args.batch, f, config.in_channels, h, w], normal, (dev, device.dtype()));
+    let text = Tensor::<3>::random([args.batch, text_len, config.text_embed_dim], normal, (dev, device.dtype()));
+    // One flow for the whole batch, as the pipeline passes it (the CFG halves share it).
+    let flow = (!args.no_flow).then(|| Tensor::<5>::random([1, f, 16, h, w], normal, (dev, device.dtype())));
     let steps: Vec<f32> = (0..args.batch).map(|i| 999.0 - i as f32).collect();
-    let timestep = Tensor::<1>::from_data(TensorData::new(steps, [args.batch]), (dev, DType::F32));
+    let timestep = Tensor::<1>::from_data(TensorData::new(steps, [args.batch]), (dev, device.dtype()));
     let rotary = config
         .use_rotary_positional_embeddings
         .then(|| RotaryEmbedding::for_output(&config, height, width, f, &device));
 
+    // The trajectory features once per run, as the pipeline computes them (not part of a step).
+    let features = match (&flow, args.flow_per_step) {
+        (Some(flow), false) => {
+            let start = Instant::now();
+            let features = model.flow_features(flow.clone());
+            if let Some(map) = features.map(features.layers().saturating_sub(1)) {
+                map.clone().sum().into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            println!("trajectory features (once per run): {:.3} s", start.elapsed().as_secs_f64());
+            Some(features)
+        }
+        _ => None,
+    };
     let forward = || -> anyhow::Result<f64> {
         let start = Instant::now();
-        let out = model.forward(hidden.clone(), text.clone(), timestep.clone(), flow.clone(), rotary.as_ref());
+        let out = match (&features, &flow) {
+            (Some(features), _) => model.forward_guided(
+                hidden.clone(),
+                text.clone(),
+                timestep.clone(),
+                Some(features),
+                rotary.as_ref(),
+                None,
+            ),
+            // --flow-per-step: the flow tiled over the batch, its features made inside the forward
+            (None, Some(flow)) => {
+                let tiled = Tensor::cat(vec![flow.clone(); args.batch], 0);
+                model.forward(hidden.clone(), text.clone(), timestep.clone(), Some(tiled), rotary.as_ref())
+            }
+            (None, None) => model.forward(hidden.clone(), text.clone(), timestep.clone(), None, rotary.as_ref()),
+        };
         // Reading a value back waits for the device to finish.
         let v: Vec<f32> = out.sum().into_data().try_to_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         anyhow::ensure!(v.first().is_some_and(|x| x.is_finite()), "the forward produced a non-finite output");
@@ -171,7 +208,7 @@ pub fn run(args: BenchStepArgs) -> anyhow::Result<()> {
     let min = times.iter().copied().fold(f64::INFINITY, f64::min);
     println!("time per transformer forward: mean {mean:.3} s, min {min:.3} s over {} step(s)", times.len());
     let rss = peak_rss_bytes();
-    match args.backend {
+    match device.backend() {
         Backend::Cpu => match rss {
             Some(b) => println!("peak memory: {} (process peak RSS, VmHWM)", gib(b)),
             None => println!("peak memory: not available (no /proc/self/status)"),

@@ -9,7 +9,7 @@ use safetensors::Dtype;
 
 use crate::model::cogvideox::ModelSource;
 use crate::model::t5::COGVIDEOX_MAX_SEQUENCE_LENGTH;
-use crate::model::{ComputeDevice, Precision};
+use crate::model::Precision;
 use crate::tensor_file::{write_tensors, OutTensor};
 use crate::Backend;
 
@@ -21,11 +21,12 @@ pub struct EncodeTextArgs {
     /// Prompt(s); repeat for a batch.
     #[arg(long, required = true)]
     prompt: Vec<String>,
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    backend: Backend,
-    /// Compute precision (f16 on wgpu only; norms and softmax stay f32).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    precision: Precision,
+    /// Compute backend (default: the best GPU when wgpu finds one, else cpu).
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+    /// Compute precision (f16 on wgpu only; norms and softmax stay f32; default: f16 on a GPU, else f32).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
     /// Tokens per prompt after truncation/padding (CogVideoX: 226).
     #[arg(long, default_value_t = COGVIDEOX_MAX_SEQUENCE_LENGTH)]
     max_length: usize,
@@ -39,7 +40,7 @@ pub struct EncodeTextArgs {
 
 pub fn run(args: EncodeTextArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.max_length > 0, "--max-length must be positive");
-    let device = ComputeDevice::new(args.backend, args.precision)?;
+    let (device, _) = super::open_device(args.backend, args.precision)?;
     let t0 = Instant::now();
     let encoder = ModelSource::open(&args.model)
         .and_then(|source| source.load_t5(&device))
@@ -73,8 +74,8 @@ pub fn run(args: EncodeTextArgs) -> anyhow::Result<()> {
     meta.insert("untruncated_lengths".to_string(), serde_json::to_string(&enc.untruncated_lengths)?);
     meta.insert("max_length".to_string(), args.max_length.to_string());
     meta.insert("masked".to_string(), args.masked.to_string());
-    meta.insert("backend".to_string(), crate::model::device::backend_name(args.backend).to_string());
-    meta.insert("precision".to_string(), args.precision.name().to_string());
+    meta.insert("backend".to_string(), crate::model::device::backend_name(device.backend()).to_string());
+    meta.insert("precision".to_string(), device.precision().name().to_string());
     write_tensors(&args.out, &tensors, meta)?;
     for (p, n) in args.prompt.iter().zip(&enc.untruncated_lengths) {
         if *n > args.max_length {
@@ -87,8 +88,8 @@ pub fn run(args: EncodeTextArgs) -> anyhow::Result<()> {
         dims,
         loaded.as_secs_f64(),
         encoded.as_secs_f64(),
-        crate::model::device::backend_name(args.backend),
-        args.precision.name()
+        crate::model::device::backend_name(device.backend()),
+        device.precision().name()
     );
     Ok(())
 }

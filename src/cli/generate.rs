@@ -74,10 +74,12 @@ pub struct GenerateArgs {
     /// Also write a copy with the trajectories drawn over the frames (`<out>_overlay.<ext>`).
     #[arg(long)]
     overlay: bool,
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    backend: Backend,
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    precision: Precision,
+    /// Compute backend (default: the best GPU when wgpu finds one, else cpu).
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+    /// Compute precision (f16 on wgpu only; default: f16 on a GPU, else f32).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
 }
 
 fn parse_range(s: &str) -> Result<(f32, f32), String> {
@@ -107,17 +109,19 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         motion: MotionGuidance { strength: args.motion_strength, start: args.motion_range.0, end: args.motion_range.1 },
         image: args.image.clone(),
     };
+    // Opened here to choose and say it; the worker opens the same (cached) device again.
+    let (device, _) = super::open_device(args.backend, args.precision)?;
     let request = GenerateRequest {
         model_dir: args.model.clone(),
         settings,
         scene: scene.clone(),
-        backend: args.backend,
-        precision: args.precision,
+        backend: device.backend(),
+        precision: device.precision(),
         family: Some(family),
         extras: ModelExtras { text_encoder: args.text_encoder.clone(), motion_weights: args.motion_weights.clone() },
     };
-    // The same worker the studio uses; this thread only draws the progress bar.
-    let generation = Generation::spawn(move |reporter| run_request(&request, reporter), None);
+    // The same worker the studio uses, without step previews (nothing here shows them).
+    let generation = Generation::spawn_headless(move |reporter| run_request(&request, reporter));
     let started = Instant::now();
     let generated = loop {
         let event = generation.events.recv().context("the generation thread ended without a result")?;

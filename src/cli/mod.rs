@@ -64,6 +64,17 @@ pub fn main() -> ExitCode {
 }
 
 /// Parses `WIDTHxHEIGHT`.
+/// Opens the compute device a run asked for (`None` = pick: the best GPU in f16, else the CPU in
+/// f32) and says on stderr which backend, shader compiler and precision it uses, and why.
+pub fn open_device(
+    backend: Option<crate::Backend>,
+    precision: Option<crate::model::Precision>,
+) -> anyhow::Result<(crate::model::ComputeDevice, crate::model::device::DeviceChoice)> {
+    let (device, choice) = crate::model::ComputeDevice::best_available(backend, precision)?;
+    eprintln!("{}", choice.line());
+    Ok((device, choice))
+}
+
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("size {s:?} must look like 720x480"))?;
     let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("size {s:?} must look like 720x480"));

@@ -45,11 +45,13 @@ struct Common {
     /// Output: a .safetensors file (or, for decode, a folder that receives frame_0000.png, ...).
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    backend: Backend,
-    /// Compute precision (f16 on wgpu only; group-norm statistics stay f32).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
-    precision: Precision,
+    /// Compute backend (default: the best GPU when wgpu finds one, else cpu).
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+    /// Compute precision (f16 on wgpu only; group-norm statistics stay f32; default: f16 on a GPU,
+    /// else f32).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
     /// Spatial tiling with overlap-blend (tile size from the config's sample_height/width).
     #[arg(long)]
     tiling: bool,
@@ -110,7 +112,7 @@ fn load_model(common: &Common, device: &ComputeDevice) -> anyhow::Result<Autoenc
 
 fn encode(args: EncodeArgs) -> anyhow::Result<()> {
     ensure_safetensors_out(&args.common.out, "encode")?;
-    let device = ComputeDevice::new(args.common.backend, args.common.precision)?;
+    let (device, _) = super::open_device(args.common.backend, args.common.precision)?;
     let (shape, values) = read_video(&args.input, args.common.tensor.as_deref())?;
     let vae = load_model(&args.common, &device)?;
     let video = device.float_tensor::<5>(TensorData::new(values, shape));
@@ -140,7 +142,7 @@ fn encode(args: EncodeArgs) -> anyhow::Result<()> {
 }
 
 fn decode(args: DecodeArgs) -> anyhow::Result<()> {
-    let device = ComputeDevice::new(args.common.backend, args.common.precision)?;
+    let (device, _) = super::open_device(args.common.backend, args.common.precision)?;
     let (vae, z) = if args.random_weights {
         random_model_and_latent(&args, &device)?
     } else {

@@ -2,8 +2,10 @@
 //! `softmax(q·kᵀ·scale + bias) · v`, with the scores and softmax in f32.
 //!
 //! Memory-bounded: the queries are processed in blocks so that a block's score matrix
-//! (`batch · heads · block · k_len` f32 values) stays under [`SCORE_BUDGET_BYTES`]; at 480×720×49
-//! (17,776 tokens, 48 heads) a whole score matrix would be ~1.2 GB per head. In f32 each block runs
+//! (`batch · heads · block · k_len` f32 values) stays under [`score_budget_bytes`]: half the
+//! device's per-tensor limit on wgpu (the scores are one binding), [`CPU_SCORE_BUDGET_BYTES`] on
+//! the CPU backend; at 480×720×49 (17,776 tokens, 48 heads) a whole score matrix would be ~1.2 GB
+//! per head. In f32 each block runs
 //! through burn's fused `attention` op (the CPU backend tiles it flash-style; cubecl backends run
 //! their flash kernel or their fallback), in f16 through the explicit f32-softmax path below.
 //! Softmax is per query row, so blocking the queries changes no arithmetic: blocked == unblocked
@@ -14,8 +16,29 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Tensor};
 
-/// Largest score block (bytes of f32 scores) materialised at once.
-pub const SCORE_BUDGET_BYTES: usize = 256 << 20;
+use crate::model::device::max_tensor_bytes_of;
+
+/// Largest score block (bytes of f32 scores) materialised at once on the CPU backend, which has
+/// no per-tensor limit (bigger blocks gain nothing there).
+pub const CPU_SCORE_BUDGET_BYTES: usize = 256 << 20;
+
+/// The score block for a device whose largest tensor is `max_tensor_bytes` (`None`: no such
+/// limit, the CPU backend): half of it, as the VAE's untiled passes keep (one f32 score block is
+/// one wgpu binding; a full-limit allocation was refused on an H200). An H100/H200's 2 GiB limit
+/// gives 1 GiB blocks (157 query rows per block at 49×480×720 with CFG instead of 39), lavapipe's
+/// 128 MiB gives 64 MiB.
+pub fn score_budget_bytes(max_tensor_bytes: Option<usize>) -> usize {
+    match max_tensor_bytes {
+        None => CPU_SCORE_BUDGET_BYTES,
+        Some(limit) => (limit / 2).max(1),
+    }
+}
+
+/// Query rows per block so that `batch · heads · rows · k_len` f32 scores fit `budget` (at least 1).
+pub fn query_block(batch: usize, heads: usize, k_len: usize, budget: usize) -> usize {
+    let row_bytes = (batch * heads * k_len * 4).max(1);
+    (budget / row_bytes).max(1)
+}
 
 /// `q` `[batch, heads, q_len, dim]`, `k`/`v` `[batch, heads, k_len, dim]`; `bias` (added to the
 /// scores, e.g. `-inf` for masked keys) broadcastable to `[batch, heads, q_len, k_len]`.
@@ -29,9 +52,8 @@ pub fn scaled_dot_product_attention(
 ) -> Tensor<4> {
     let [b, h, _, _] = q.dims();
     let k_len = k.dims()[2];
-    let row_bytes = (b * h * k_len * 4).max(1);
-    let block = (SCORE_BUDGET_BYTES / row_bytes).max(1);
-    scaled_dot_product_attention_blocked(q, k, v, bias, scale, block)
+    let budget = score_budget_bytes(max_tensor_bytes_of(&q.device()));
+    scaled_dot_product_attention_blocked(q, k, v, bias, scale, query_block(b, h, k_len, budget))
 }
 
 /// As [`scaled_dot_product_attention`] with an explicit query block size (`block` rows per step).
@@ -112,6 +134,22 @@ mod tests {
         let b = b.into_data().try_to_vec::<f32>().expect("f32");
         assert_eq!(a.len(), b.len());
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn score_blocks_follow_the_device_limit() {
+        assert_eq!(score_budget_bytes(None), CPU_SCORE_BUDGET_BYTES);
+        assert_eq!(score_budget_bytes(Some(128 << 20)), 64 << 20); // lavapipe
+                                                                   // 49x480x720 with CFG: 226 text + 13·30·45 video tokens, 48 heads, batch 2
+        let k_len = 226 + 13 * 30 * 45;
+        assert_eq!(query_block(2, 48, k_len, CPU_SCORE_BUDGET_BYTES), 39);
+        let h100 = score_budget_bytes(Some(i32::MAX as usize));
+        assert_eq!(query_block(2, 48, k_len, h100), 157);
+        assert!(2 * 48 * 157 * k_len * 4 <= i32::MAX as usize / 2);
+        assert_eq!(query_block(2, 48, k_len, 1), 1);
+        // the CPU device has no per-tensor limit
+        let cpu = ComputeDevice::new(Backend::Cpu, Precision::F32).expect("cpu");
+        assert_eq!(max_tensor_bytes_of(cpu.device()), None);
     }
 
     #[test]

@@ -157,6 +157,16 @@ impl ComputeDevice {
     }
 }
 
+/// [`ComputeDevice::max_tensor_bytes`] from a burn device alone (what a tensor's `device()` gives):
+/// `None` on the CPU backend, the adapter's binding limit on wgpu.
+pub fn max_tensor_bytes_of(device: &Device) -> Option<usize> {
+    if *device == Device::flex() {
+        None
+    } else {
+        Some(wgpu_binding_limit())
+    }
+}
+
 /// `min(max_storage_buffer_binding_size, max_buffer_size)` of the adapter burn's default wgpu
 /// device opens (the high-performance one; burn requests the adapter's own limits), read once.
 /// `i32::MAX` when no adapter answers (wgpu-hal's cap on every backend).
@@ -177,4 +187,189 @@ fn wgpu_binding_limit() -> usize {
             Err(_) => i32::MAX as usize,
         }
     })
+}
+
+/// One wgpu adapter as the device choice sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub device_type: wgpu::DeviceType,
+    /// The graphics API it runs through (Vulkan, Metal, DX12, GL).
+    pub api: wgpu::Backend,
+}
+
+impl AdapterSummary {
+    /// A real GPU: discrete or integrated. Software rasterisers (lavapipe, llvmpipe, WARP) report
+    /// `Cpu` and are slower than the CPU backend; virtual and unknown adapters are not trusted.
+    pub fn is_real_gpu(&self) -> bool {
+        matches!(self.device_type, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu)
+    }
+
+    fn describe(&self) -> String {
+        let kind = match self.device_type {
+            wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+            wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+            wgpu::DeviceType::VirtualGpu => "virtual GPU",
+            wgpu::DeviceType::Cpu => "software adapter",
+            wgpu::DeviceType::Other => "unknown adapter type",
+        };
+        format!("{} ({}, {kind})", self.name, self.api.to_str())
+    }
+}
+
+/// Which backend and precision a run uses, and why (the line a run prints first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceChoice {
+    pub backend: Backend,
+    pub precision: Precision,
+    /// The adapter a wgpu run opens (burn's default device takes the high-performance one).
+    pub adapter: Option<AdapterSummary>,
+    pub reason: String,
+}
+
+impl DeviceChoice {
+    /// Picks the backend and precision from the adapters wgpu reports and what the user asked
+    /// for (`None` = not given): the best real GPU (discrete before integrated) with f16 when
+    /// there is one, else the CPU backend in f32. A software adapter is never picked on its own,
+    /// and keeps f32 when asked for. A pure function of its inputs, so it is tested without a GPU.
+    pub fn choose(adapters: &[AdapterSummary], backend: Option<Backend>, precision: Option<Precision>) -> Self {
+        let best_gpu = adapters
+            .iter()
+            .find(|a| a.device_type == wgpu::DeviceType::DiscreteGpu)
+            .or_else(|| adapters.iter().find(|a| a.device_type == wgpu::DeviceType::IntegratedGpu))
+            .cloned();
+        let skipped = || {
+            let others: Vec<String> = adapters.iter().map(AdapterSummary::describe).collect();
+            match others.is_empty() {
+                true => String::new(),
+                false => format!(" (skipped: {})", others.join(", ")),
+            }
+        };
+        let any_adapter = || best_gpu.clone().or_else(|| adapters.first().cloned());
+        let (backend, adapter, reason) = match (backend, precision, &best_gpu) {
+            (Some(Backend::Cpu), _, _) => (Backend::Cpu, None, "--backend cpu".to_string()),
+            (Some(Backend::Wgpu), _, Some(_)) => (Backend::Wgpu, best_gpu.clone(), "--backend wgpu".into()),
+            (Some(Backend::Wgpu), _, None) => {
+                (Backend::Wgpu, any_adapter(), "--backend wgpu; no GPU adapter, so a software one".into())
+            }
+            (None, _, Some(_)) => (Backend::Wgpu, best_gpu.clone(), "best GPU adapter found".into()),
+            (None, Some(Precision::F16), None) => (
+                Backend::Wgpu,
+                any_adapter(),
+                "f16 asked for (wgpu only) and no GPU adapter found, so a software one".into(),
+            ),
+            (None, _, None) => (Backend::Cpu, None, format!("no GPU adapter found, using CPU{}", skipped())),
+        };
+        // f16 is the GPU default; the CPU backend and software adapters keep the reference f32.
+        let precision = precision.unwrap_or(match (backend, &best_gpu) {
+            (Backend::Wgpu, Some(_)) => Precision::F16,
+            _ => Precision::F32,
+        });
+        DeviceChoice { backend, precision, adapter, reason }
+    }
+
+    /// e.g. `compute: wgpu (WGSL shaders) on NVIDIA H100 (vulkan, discrete GPU), f16 — best GPU
+    /// adapter found`.
+    pub fn line(&self) -> String {
+        let target = match (self.backend, &self.adapter) {
+            (Backend::Cpu, _) => "cpu (burn flex, pure Rust)".to_string(),
+            (Backend::Wgpu, Some(a)) => format!("wgpu (WGSL shaders) on {}", a.describe()),
+            (Backend::Wgpu, None) => "wgpu (WGSL shaders) on the default adapter".to_string(),
+        };
+        format!("compute: {target}, {} — {}", self.precision.name(), self.reason)
+    }
+}
+
+/// Every adapter wgpu reports on this machine (all graphics APIs), read once per process.
+pub fn wgpu_adapters() -> Vec<AdapterSummary> {
+    static ADAPTERS: std::sync::OnceLock<Vec<AdapterSummary>> = std::sync::OnceLock::new();
+    ADAPTERS
+        .get_or_init(|| {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+            let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+            adapters
+                .iter()
+                .map(|a| {
+                    let info = a.get_info();
+                    AdapterSummary { name: info.name, device_type: info.device_type, api: info.backend }
+                })
+                .collect()
+        })
+        .clone()
+}
+
+impl ComputeDevice {
+    /// Opens the device a run should use: what the user asked for, else the best real GPU in f16,
+    /// else the CPU in f32 (see [`DeviceChoice::choose`]). When the GPU was picked automatically
+    /// and fails to open, the run falls back to the CPU and the choice says why. The studio and
+    /// every CLI command call this; `--backend cpu` never touches wgpu.
+    pub fn best_available(
+        backend: Option<Backend>,
+        precision: Option<Precision>,
+    ) -> Result<(Self, DeviceChoice), DeviceError> {
+        let adapters = if backend == Some(Backend::Cpu) { Vec::new() } else { wgpu_adapters() };
+        let choice = DeviceChoice::choose(&adapters, backend, precision);
+        match Self::new(choice.backend, choice.precision) {
+            Ok(device) => Ok((device, choice)),
+            Err(e) if backend.is_none() && precision.is_none() && choice.backend == Backend::Wgpu => {
+                let reason = format!("the GPU failed to open ({e}), using CPU");
+                let fallback = DeviceChoice { backend: Backend::Cpu, precision: Precision::F32, adapter: None, reason };
+                Ok((Self::new(Backend::Cpu, Precision::F32)?, fallback))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wgpu::DeviceType;
+
+    fn adapter(name: &str, device_type: DeviceType) -> AdapterSummary {
+        AdapterSummary { name: name.into(), device_type, api: wgpu::Backend::Vulkan }
+    }
+
+    fn lavapipe() -> AdapterSummary {
+        adapter("llvmpipe (LLVM 15.0.6, 256 bits)", DeviceType::Cpu)
+    }
+
+    #[test]
+    fn no_adapter_or_only_software_ones_pick_the_cpu_in_f32() {
+        for adapters in [vec![], vec![lavapipe()], vec![lavapipe(), adapter("virtio", DeviceType::VirtualGpu)]] {
+            let c = DeviceChoice::choose(&adapters, None, None);
+            assert_eq!((c.backend, c.precision, c.adapter), (Backend::Cpu, Precision::F32, None), "{adapters:?}");
+            assert!(c.reason.starts_with("no GPU adapter found, using CPU"), "{}", c.reason);
+        }
+        let c = DeviceChoice::choose(&[lavapipe()], None, None);
+        assert!(c.line().contains("skipped: llvmpipe"), "{}", c.line());
+        assert!(c.line().starts_with("compute: cpu"), "{}", c.line());
+    }
+
+    #[test]
+    fn a_real_gpu_is_picked_in_f16_discrete_before_integrated() {
+        let igpu = adapter("Intel UHD 770", DeviceType::IntegratedGpu);
+        let dgpu = adapter("NVIDIA H100 80GB HBM3", DeviceType::DiscreteGpu);
+        let c = DeviceChoice::choose(&[lavapipe(), igpu.clone(), dgpu.clone()], None, None);
+        assert_eq!((c.backend, c.precision, c.adapter.as_ref()), (Backend::Wgpu, Precision::F16, Some(&dgpu)));
+        assert!(c.line().contains("WGSL") && c.line().contains("NVIDIA H100") && c.line().contains("f16"));
+        let c = DeviceChoice::choose(&[lavapipe(), igpu.clone()], None, None);
+        assert_eq!((c.backend, c.precision, c.adapter), (Backend::Wgpu, Precision::F16, Some(igpu)));
+    }
+
+    #[test]
+    fn what_the_user_names_wins() {
+        let dgpu = adapter("RTX 4090", DeviceType::DiscreteGpu);
+        let c = DeviceChoice::choose(&[dgpu.clone()], Some(Backend::Cpu), None);
+        assert_eq!((c.backend, c.precision), (Backend::Cpu, Precision::F32));
+        let c = DeviceChoice::choose(&[dgpu.clone()], None, Some(Precision::F32));
+        assert_eq!((c.backend, c.precision), (Backend::Wgpu, Precision::F32));
+        let c = DeviceChoice::choose(&[dgpu], Some(Backend::Wgpu), None);
+        assert_eq!((c.backend, c.precision), (Backend::Wgpu, Precision::F16));
+        // A software adapter runs only when asked for, in f32 unless f16 is named too (CI's lavapipe runs).
+        let c = DeviceChoice::choose(&[lavapipe()], Some(Backend::Wgpu), None);
+        assert_eq!((c.backend, c.precision, c.adapter), (Backend::Wgpu, Precision::F32, Some(lavapipe())));
+        let c = DeviceChoice::choose(&[lavapipe()], None, Some(Precision::F16));
+        assert_eq!((c.backend, c.precision), (Backend::Wgpu, Precision::F16));
+    }
 }

@@ -80,4 +80,9 @@ impl Event {
 pub trait Progress {
     fn event(&self, event: Event);
     fn cancelled(&self) -> bool;
+    /// Whether step previews are shown: making one reads the latents back from the device every
+    /// step (a sync point on a GPU), so a run skips them when nobody looks.
+    fn wants_previews(&self) -> bool {
+        true
+    }
 }

@@ -222,7 +222,17 @@ pub fn generate(
             ..RflowConfig::default()
         });
         let size = VideoSize { height: h as f32, width: w as f32, num_frames: t as f32 };
-        let total = rflow.timesteps(size).len();
+        let timesteps = rflow.timesteps(size);
+        let total = timesteps.len();
+        // The TE's maps depend on the flow alone: computed once, at batch 1, for both CFG halves
+        // of every step that takes the motion.
+        let motion_steps = (0..total).any(|i| settings.motion.active_at(i, total));
+        let features = match motion_steps {
+            true => {
+                Some(model.motion_features(flow_latent.clone()).map_err(|e| PipelineError::Runtime(e.to_string()))?)
+            }
+            false => None,
+        };
         let [_, c, lt, lh, lw] = flow_latent.dims();
         let z0 = device.float_tensor::<5>(TensorData::new(draw(&[1, c, lt, lh, lw]), [1, c, lt, lh, lw]));
         check_failure()?;
@@ -233,10 +243,11 @@ pub fn generate(
             if progress.cancelled() || failure.borrow().is_some() {
                 return Tensor::zeros(dims, (device.device(), x.dtype()));
             }
-            let step_t = timestep.clone().narrow(0, 0, 1).cast(DType::F32).into_scalar::<f32>();
-            let flow = settings.motion.active_at(i, total).then(|| flow_latent.clone());
+            // The schedule's own value: no read-back from the device inside the loop.
+            let step_t = timesteps.get(i).copied().unwrap_or_default();
+            let motion = features.as_ref().filter(|_| settings.motion.active_at(i, total));
             let out = model
-                .forward(
+                .forward_guided(
                     x,
                     timestep,
                     captions.clone(),
@@ -245,7 +256,7 @@ pub fn generate(
                     fps.clone(),
                     h as f32,
                     w as f32,
-                    flow,
+                    motion,
                 )
                 .unwrap_or_else(|e| {
                     failure.borrow_mut().get_or_insert(e.to_string());

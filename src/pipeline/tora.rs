@@ -225,6 +225,11 @@ pub fn generate_from(
         let batch = if do_cfg { 2 } else { 1 };
         let text = prompt_embeds;
         let total = timesteps.len();
+        // The TE's maps depend on the flow alone: computed once, at batch 1, for every step that
+        // takes the motion (both CFG halves share them).
+        let motion_steps = (0..total).any(|i| settings.motion.active_at(i, total));
+        let features = motion_steps.then(|| transformer.flow_features(flow_latents));
+        let previews = preview_map.filter(|_| progress.wants_previews());
         for (i, &step_t) in timesteps.iter().enumerate() {
             if progress.cancelled() {
                 return Err(PipelineError::Cancelled);
@@ -233,10 +238,9 @@ pub fn generate_from(
             if let Some(il) = &image_latents {
                 input = Tensor::cat(vec![input, Tensor::cat(vec![il.clone(); batch], 0)], 2);
             }
-            let flow_in =
-                settings.motion.active_at(i, total).then(|| Tensor::cat(vec![flow_latents.clone(); batch], 0));
+            let motion = features.as_ref().filter(|_| settings.motion.active_at(i, total));
             let timestep = device.float_tensor::<1>(TensorData::new(vec![step_t as f32; batch], [batch]));
-            let noise_pred = transformer.forward(input, text.clone(), timestep, flow_in, rotary.as_ref());
+            let noise_pred = transformer.forward_guided(input, text.clone(), timestep, motion, rotary.as_ref(), None);
             if let Some(tr) = trace.as_deref_mut() {
                 let (d, v) = host(noise_pred.clone());
                 tr.record(&format!("noise_pred_step{i}"), &d, v);
@@ -248,7 +252,8 @@ pub fn generate_from(
                 let (d, v) = host(x.clone());
                 tr.record(&format!("latents_step{i}"), &d, v);
             }
-            let preview = preview_map.as_ref().map(|map| {
+            // The step's only read-back (a sync point on a GPU), and only when someone shows it.
+            let preview = previews.as_ref().map(|map| {
                 let (_, v) = host(out.pred_original_sample.clone().div_scalar(scaling));
                 map.preview(&v, lf, lh, lw)
             });

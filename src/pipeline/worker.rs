@@ -20,6 +20,8 @@ pub struct Reporter {
     tx: Sender<Event>,
     notify: Option<Notify>,
     cancel: CancelToken,
+    /// Whether the listener shows step previews (a headless run does not).
+    previews: bool,
 }
 
 impl Reporter {
@@ -53,6 +55,10 @@ impl Progress for Reporter {
     fn cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
+
+    fn wants_previews(&self) -> bool {
+        self.previews
+    }
 }
 
 /// A running (or finished) generation.
@@ -69,9 +75,25 @@ impl Generation {
     where
         F: FnOnce(&Reporter) -> Result<Generated, PipelineError> + Send + 'static,
     {
+        Self::spawn_with(job, notify, true)
+    }
+
+    /// [`Self::spawn`] for a listener that shows no step previews (the CLI): the run skips
+    /// making them, and with them its one per-step read-back from the device.
+    pub fn spawn_headless<F>(job: F) -> Self
+    where
+        F: FnOnce(&Reporter) -> Result<Generated, PipelineError> + Send + 'static,
+    {
+        Self::spawn_with(job, None, false)
+    }
+
+    fn spawn_with<F>(job: F, notify: Option<Notify>, previews: bool) -> Self
+    where
+        F: FnOnce(&Reporter) -> Result<Generated, PipelineError> + Send + 'static,
+    {
         let (tx, rx) = unbounded();
         let cancel = CancelToken::new();
-        let reporter = Reporter { tx, notify, cancel: cancel.clone() };
+        let reporter = Reporter { tx, notify, cancel: cancel.clone(), previews };
         let handle = std::thread::Builder::new()
             .name("tora-generate".into())
             .spawn(move || {
@@ -160,6 +182,19 @@ mod tests {
         let g = Generation::spawn(|_| Ok(empty_output()), None);
         let events = drain(&g);
         assert!(matches!(events.last(), Some(Event::Finished(_))));
+    }
+
+    #[test]
+    fn only_a_listener_that_shows_previews_asks_for_them() {
+        let seen = |g: Generation| match drain(&g).last() {
+            Some(Event::Failed(m)) => m.clone(),
+            other => panic!("{other:?}"),
+        };
+        let report = |r: &Reporter| -> Result<Generated, PipelineError> {
+            Err(PipelineError::Runtime(format!("previews {}", r.wants_previews())))
+        };
+        assert_eq!(seen(Generation::spawn(report, None)), "previews true");
+        assert_eq!(seen(Generation::spawn_headless(report)), "previews false");
     }
 
     #[test]

@@ -55,6 +55,9 @@ impl Progress for Silent {
     fn cancelled(&self) -> bool {
         false
     }
+    fn wants_previews(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Default)]

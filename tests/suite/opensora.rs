@@ -249,6 +249,32 @@ fn tora_random_weights_follow_the_trajectory() {
     }
 }
 
+/// The pipeline computes the TE features once, for one flow, and every step's batch shares them
+/// (γ, β broadcast): the same output as the flow tiled over the batch.
+#[test]
+fn tora_features_once_match_the_tiled_flow() {
+    let device = cpu();
+    for (model_dir, case) in stdit3_cases() {
+        let (_, config) = Stdit3::load(&model_dir, &device).expect("load STDiT3");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let weights = tmp.path().join("tora_motion.safetensors");
+        write_random_motion(&config, 8, 2, 11, &weights);
+        let (tora, _) = ToraStdit3::load(&model_dir, Some(&weights), &device).expect("load TE/MGF weights");
+        let i = inputs(&case, &device);
+        let b = i.x.dims()[0];
+        let one = flow_latent(&i.x, 3, &device).narrow(0, 0, 1);
+        let tiled = i.tora(&tora, Some(one.clone().repeat_dim(0, b)));
+        let features = tora.motion_features(one).expect("features");
+        let c = i.clone();
+        let once = tora
+            .forward_guided(c.x, c.timestep, c.y, c.mask, c.x_mask, c.fps, c.height, c.width, Some(&features))
+            .expect("forward");
+        let e = max_diff(once, tiled);
+        println!("{}: batch {b}, features once vs tiled flow: max |Δ| {e:e}", case.display());
+        assert!(e < 1e-5, "{}: {e}", case.display());
+    }
+}
+
 /// The fuser is called once per temporal block, in order, with `[(B T), C, H', W']` tokens.
 #[test]
 fn motion_fuser_sees_every_temporal_block() {

@@ -111,6 +111,55 @@ fn attention_agrees(backend: Backend) {
     assert!(e < 1e-5, "{backend:?} masked: max |Δ| {e}");
 }
 
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    let a = a.into_data().try_to_vec::<f32>().expect("f32");
+    let b = b.into_data().try_to_vec::<f32>().expect("f32");
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The pipeline's flow-only work once per run: the TE's maps of ONE flow, made once and reused by
+/// both CFG halves (each MGF's γ, β at batch 1, broadcast), give the forward on the flow tiled over
+/// the batch (the TE and MGFs inside the forward), at motion strength 1 and below.
+fn features_once_match_the_tiled_flow(backend: Backend) {
+    let Some(model_dir) = model_dirs().into_iter().find(|d| {
+        std::fs::read_to_string(d.join("transformer/config.json")).is_ok_and(|t| t.contains("\"in_channels\": 16"))
+    }) else {
+        return;
+    };
+    let device = ComputeDevice::new(backend, Precision::F32).expect("device");
+    let (mut model, config) = ToraTransformer3D::load(&model_dir, &device).expect("load the transformer");
+    let d = device.device();
+    let normal = Distribution::Normal(0.0, 1.0);
+    let f = (config.sample_frames - 1) / config.temporal_compression_ratio + 1;
+    let (h, w) = (config.sample_height, config.sample_width);
+    let hidden = Tensor::<5>::random([2, f, config.in_channels, h, w], normal, d);
+    let text = Tensor::<3>::random([2, 12, config.text_embed_dim], normal, d);
+    let timestep = Tensor::<1>::from_data(TensorData::new(vec![500.0f32, 500.0], [2]), d);
+    let flow = Tensor::<5>::random([1, f, 16, h, w], normal, d);
+    let features = model.flow_features(flow.clone());
+    for strength in [1.0, 0.4] {
+        model.motion_strength = strength;
+        let run = |flow: Option<Tensor<5>>| model.forward(hidden.clone(), text.clone(), timestep.clone(), flow, None);
+        let tiled = run(Some(Tensor::cat(vec![flow.clone(); 2], 0)));
+        let once = model.forward_guided(hidden.clone(), text.clone(), timestep.clone(), Some(&features), None, None);
+        let e = max_abs_diff(once, tiled.clone());
+        assert!(e < 1e-5, "{backend:?} strength {strength}: features once vs tiled flow, max |Δ| {e}");
+        let moved = max_abs_diff(run(None), tiled);
+        assert!(moved > 1e-3, "{backend:?}: the flow did not change the output ({moved})");
+    }
+}
+
+#[test]
+fn features_once_match_the_tiled_flow_cpu() {
+    features_once_match_the_tiled_flow(Backend::Cpu);
+}
+
+#[test]
+fn features_once_match_the_tiled_flow_wgpu() {
+    features_once_match_the_tiled_flow(Backend::Wgpu);
+}
+
 #[test]
 fn blocked_attention_equals_full_cpu() {
     attention_agrees(Backend::Cpu);
@@ -243,6 +292,12 @@ fn bench_step_smoke_on_fixture_model() {
     let mem = stdout.lines().find(|l| l.starts_with("peak memory: ")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(mem.contains("GiB") && mem.contains("VmHWM"), "{mem}");
     assert!(stdout.contains("(weights loaded)"), "{stdout}");
+    // The run says which backend, shader compiler and precision it uses; without a real GPU
+    // adapter (CI: lavapipe only) the CLI's default is the CPU in f32.
+    let line = stdout.lines().find(|l| l.starts_with("device: compute: ")).unwrap_or_else(|| panic!("{stdout}"));
+    if !tora_studio::model::device::wgpu_adapters().iter().any(|a| a.is_real_gpu()) {
+        assert!(line.contains("compute: cpu") && line.contains(", f32 — no GPU adapter found"), "{line}");
+    }
 }
 
 #[test]

@@ -31,7 +31,7 @@ use crate::model::attention::scaled_dot_product_attention;
 use crate::model::device::ComputeDevice;
 use crate::model::load::{read_config, Checkpoint, ComponentDir, LoadError, TensorLoader};
 use crate::model::tora::trajectory_extractor::{TeSizes, TE_CHANNELS};
-use crate::model::tora::{Mgf, TrajExtractor};
+use crate::model::tora::{FlowFeatures, Mgf, TrajExtractor};
 
 /// `ofs` value the CogVideoX 1.5 I2V pipeline passes (only used by configs with an ofs embedding).
 pub const DEFAULT_OFS: f32 = 2.0;
@@ -181,26 +181,26 @@ impl Block {
         }
     }
 
-    /// `video` `[B, N, D]`, `text` `[B, L, D]`, `emb` `[B, T]`; `flow` = (this layer's TE map
-    /// `[(B·F), 128, h/p, w/p]`, its fuser, F, the motion strength).
+    /// `video` `[B, N, D]`, `text` `[B, L, D]`, `emb` `[B, T]`; `motion` = (the run's TE maps, this
+    /// layer's index, its fuser, the motion strength).
     fn forward(
         &self,
         video: Tensor<3>,
         text: Tensor<3>,
         emb: Tensor<2>,
         rotary: Option<&RotaryEmbedding>,
-        flow: Option<(Tensor<4>, &Mgf, usize, f32)>,
+        motion: Option<(&FlowFeatures, usize, &Mgf, f32)>,
     ) -> (Tensor<3>, Tensor<3>) {
         let text_len = text.dims()[1];
         let m = self.norm1.forward(video.clone(), text.clone(), emb.clone());
-        let normed_video = match flow {
-            Some((feature, fuser, frames, strength)) => {
+        let normed_video = match motion {
+            Some((features, layer, fuser, strength)) => {
                 let [b, n, d] = m.video.dims();
-                let [_, _, fh, fw] = feature.dims();
+                let ([fh, fw], frames) = (features.map_size(), features.frames());
                 // B (T H W) C -> (B T) C H W, fuse, and back
                 let h =
                     m.video.reshape([b, frames, fh, fw, d]).permute([0, 1, 4, 2, 3]).reshape([b * frames, d, fh, fw]);
-                let h = fuser.forward_scaled(h, feature, frames, strength);
+                let h = features.fuse(fuser, layer, h, strength);
                 h.reshape([b, frames, d, fh, fw]).permute([0, 1, 3, 4, 2]).reshape([b, n, d])
             }
             None => m.video,
@@ -373,14 +373,33 @@ impl ToraTransformer3D {
         rotary: Option<&RotaryEmbedding>,
         ofs: Option<Tensor<1>>,
     ) -> Tensor<5> {
+        let features = video_flow.map(|flow| self.flow_features(flow));
+        self.forward_guided(hidden_states, encoder_hidden_states, timestep, features.as_ref(), rotary, ofs)
+    }
+
+    /// The Trajectory Extractor's maps for `video_flow` `[B_f, F, 16, h, w]`: flow-only work a run
+    /// does once and passes to every [`Self::forward_guided`] (see [`FlowFeatures`]).
+    pub fn flow_features(&self, video_flow: Tensor<5>) -> FlowFeatures {
+        // [B, F, 16, h, w] -> B C T H W
+        FlowFeatures::compute(&self.traj_extractor, video_flow.permute([0, 2, 1, 3, 4]))
+    }
+
+    /// One denoising forward guided by precomputed [`FlowFeatures`] (`None` = plain CogVideoX)
+    /// whose flow batch divides `hidden_states`' (the pipeline's batch-1 flow serves both CFG
+    /// halves); otherwise as [`Self::forward_with_ofs`].
+    pub fn forward_guided(
+        &self,
+        hidden_states: Tensor<5>,
+        encoder_hidden_states: Tensor<3>,
+        timestep: Tensor<1>,
+        motion: Option<&FlowFeatures>,
+        rotary: Option<&RotaryEmbedding>,
+        ofs: Option<Tensor<1>>,
+    ) -> Tensor<5> {
         let [b, f, _, h, w] = hidden_states.dims();
         let p = self.config.patch_size;
         let (hp, wp) = (h / p, w / p);
         let dtype = hidden_states.dtype();
-
-        // TE on the flow latent ([B, F, 16, h, w] -> B C T H W), streamed: layer i's map is made
-        // right before block i uses it (one map alive instead of num_layers).
-        let mut te_state = video_flow.map(|flow| self.traj_extractor.stem(flow.permute([0, 2, 1, 3, 4])));
 
         // 1. time (and ofs) embedding
         let t_emb = self.time_proj.forward(timestep.clone());
@@ -412,9 +431,8 @@ impl ToraTransformer3D {
 
         // 3. blocks
         for (i, block) in self.transformer_blocks.iter().enumerate() {
-            te_state = te_state.map(|x| self.traj_extractor.layer(i, x));
-            let flow = te_state.as_ref().map(|feature| (feature.clone(), &self.fuser[i], f, self.motion_strength));
-            (video, text) = block.forward(video, text, emb.clone(), rotary, flow);
+            let motion = motion.map(|features| (features, i, &self.fuser[i], self.motion_strength));
+            (video, text) = block.forward(video, text, emb.clone(), rotary, motion);
         }
 
         // 4. final norms

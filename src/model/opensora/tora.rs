@@ -23,7 +23,7 @@ use crate::model::cogvideox::layers::WeightSource;
 use crate::model::device::ComputeDevice;
 use crate::model::load::{Checkpoint, LoadError, TensorLoader};
 use crate::model::tora::trajectory_extractor::TeSizes;
-use crate::model::tora::{Mgf, TrajExtractor};
+use crate::model::tora::{FlowFeatures, Mgf, TrajExtractor};
 
 /// Tora's motion guidance as STDiT3's temporal blocks see it: `fuse(layer, h)` receives the
 /// modulated tokens of temporal block `layer` as `[(B T), C, H', W']` (before its temporal
@@ -171,26 +171,25 @@ impl ToraMotion {
         Ok(motion)
     }
 
-    /// The motion features of a flow latent `[B, C, T, h, w]`, as a fuser for STDiT3.
+    /// The motion features of a flow latent `[B, C, T, h, w]`, as a fuser for STDiT3: flow-only
+    /// work a run does once (see [`FlowFeatures`]).
     pub fn features(&self, flow_latent: Tensor<5>) -> MotionFeatures<'_> {
-        let frames = flow_latent.dims()[2].div_ceil(self.traj_extractor.sizes.patch[0]);
-        MotionFeatures { fuser: &self.fuser, features: self.traj_extractor.forward(flow_latent), frames }
+        MotionFeatures { fuser: &self.fuser, features: FlowFeatures::compute(&self.traj_extractor, flow_latent) }
     }
 }
 
-/// TE features of one flow latent, bound to the MGFs: the [`MotionFuser`] STDiT3 calls.
+/// TE features of one flow latent, bound to the MGFs: the [`MotionFuser`] STDiT3 calls. Their flow
+/// batch may divide the model's batch (one flow for both CFG halves): γ, β are broadcast.
 pub struct MotionFeatures<'a> {
     fuser: &'a [Mgf],
-    /// One per temporal block, `[(B T), F, H', W']`.
-    pub features: Vec<Tensor<4>>,
-    frames: usize,
+    pub features: FlowFeatures,
 }
 
 impl MotionFuser for MotionFeatures<'_> {
     fn fuse(&self, layer: usize, h: Tensor<4>) -> Tensor<4> {
-        match (self.fuser.get(layer), self.features.get(layer)) {
-            (Some(mgf), Some(feature)) => mgf.forward(h, feature.clone(), self.frames),
-            _ => h,
+        match self.fuser.get(layer) {
+            Some(mgf) => self.features.fuse(mgf, layer, h, 1.0),
+            None => h,
         }
     }
 }
@@ -219,8 +218,8 @@ impl ToraStdit3 {
         Ok((ToraStdit3 { base, motion }, config))
     }
 
-    /// [`Stdit3::try_forward`] with the flow latent `[B' | B, C, T, h, w]` (tiled over the batch,
-    /// e.g. the CFG halves) guiding every temporal block; `None` = the plain STDiT3.
+    /// [`Stdit3::try_forward`] with the flow latent `[B' | B, C, T, h, w]` (B' dividing B, e.g. one
+    /// flow for both CFG halves) guiding every temporal block; `None` = the plain STDiT3.
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
@@ -234,22 +233,50 @@ impl ToraStdit3 {
         width: f32,
         flow_latent: Option<Tensor<5>>,
     ) -> Result<Tensor<5>, InputError> {
-        let Some(flow) = flow_latent else {
-            return self.base.try_forward(x, timestep, y, mask, x_mask, fps, height, width, None);
-        };
-        let [b, _, t, h, w] = x.dims();
-        let [bf, cf, tf, hf, wf] = flow.dims();
+        let features = flow_latent.map(|flow| self.motion_features(flow)).transpose()?;
+        self.forward_guided(x, timestep, y, mask, x_mask, fps, height, width, features.as_ref())
+    }
+
+    /// The TE features of a flow latent `[B', C, T, h, w]`, computed once per run and passed to
+    /// every [`Self::forward_guided`].
+    pub fn motion_features(&self, flow: Tensor<5>) -> Result<MotionFeatures<'_>, InputError> {
+        let [bf, cf, ..] = flow.dims();
         let expected = self.motion.traj_extractor.conv_in.weight.dims()[1];
         let [pt, ph, pw] = self.motion.traj_extractor.sizes.patch;
-        if bf == 0 || b % bf != 0 || (t, h, w) != (tf, hf, wf) || cf * pt * ph * pw != expected {
+        if bf == 0 || cf * pt * ph * pw != expected {
             return Err(InputError(format!(
-                "flow latent is {:?}; expected [B' dividing {b}, {}, {t}, {h}, {w}]",
+                "flow latent is {:?}; expected [B', {}, T, h, w]",
                 flow.dims(),
                 expected / (pt * ph * pw)
             )));
         }
-        let flow = if bf == b { flow } else { flow.repeat_dim(0, b / bf) };
-        let features = self.motion.features(flow);
-        self.base.try_forward(x, timestep, y, mask, x_mask, fps, height, width, Some(&features))
+        Ok(self.motion.features(flow))
+    }
+
+    /// [`Self::forward`] with precomputed [`MotionFeatures`] (`None` = the plain STDiT3).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_guided(
+        &self,
+        x: Tensor<5>,
+        timestep: Tensor<1>,
+        y: Tensor<4>,
+        mask: Option<Tensor<2, Int>>,
+        x_mask: Option<Tensor<2, Bool>>,
+        fps: Tensor<1>,
+        height: f32,
+        width: f32,
+        motion: Option<&MotionFeatures<'_>>,
+    ) -> Result<Tensor<5>, InputError> {
+        let Some(motion) = motion else {
+            return self.base.try_forward(x, timestep, y, mask, x_mask, fps, height, width, None);
+        };
+        let [b, _, t, h, w] = x.dims();
+        let [bf, tf, hf, wf] = motion.features.flow_dims();
+        if bf == 0 || b % bf != 0 || (t, h, w) != (tf, hf, wf) {
+            return Err(InputError(format!(
+                "flow latent is [{bf}, _, {tf}, {hf}, {wf}]; expected [B' dividing {b}, _, {t}, {h}, {w}]"
+            )));
+        }
+        self.base.try_forward(x, timestep, y, mask, x_mask, fps, height, width, Some(motion))
     }
 }

@@ -72,14 +72,44 @@ impl Mgf {
     /// `h + s·(GroupNorm(h)·γ + β)`: the studio's trajectory strength `s` scales the motion
     /// guidance (s = 1 is Tora as trained, computed exactly as [`Self::forward`]).
     pub fn forward_scaled(&self, h: Tensor<4>, flow: Tensor<4>, frames: usize, strength: f32) -> Tensor<4> {
+        self.apply(h, &self.modulation(flow, frames), frames, strength)
+    }
+
+    /// γ and β of one TE feature map `[(B_f·T), 128, H, W]`. They depend on the flow alone, so a
+    /// run computes them at the flow's own batch (1), not once per CFG half.
+    pub fn modulation(&self, flow: Tensor<4>, frames: usize) -> Modulation {
         let gamma = temporal(&self.flow_gamma_temporal, self.flow_gamma_spatial.forward(flow.clone()), frames);
         let beta = temporal(&self.flow_beta_temporal, self.flow_beta_spatial.forward(flow), frames);
-        if strength == 1.0 {
-            h.clone() + self.flow_cond_norm.forward(h) * gamma + beta
-        } else {
-            h.clone() + (self.flow_cond_norm.forward(h) * gamma + beta).mul_scalar(strength)
-        }
+        Modulation { gamma, beta }
     }
+
+    /// `h + s·(GroupNorm(h)·γ + β)` with `h` `[(B·T), C, H, W]` and γ, β of a flow batch `B_f`
+    /// dividing `B`: batch `b` of `h` takes flow `b mod B_f` (the flow tiled over the batch, as the
+    /// pipelines' CFG halves share one flow), by broadcasting rather than copying γ and β.
+    pub fn apply(&self, h: Tensor<4>, modulation: &Modulation, frames: usize, strength: f32) -> Tensor<4> {
+        let [bt, c, hh, ww] = h.dims();
+        let flow_bt = modulation.gamma.dims()[0];
+        debug_assert!(flow_bt > 0 && bt % flow_bt == 0 && flow_bt % frames == 0, "flow batch must divide h's");
+        // [(k·B_f·T), C, H, W] -> [k, (B_f·T), C, H, W] against γ, β as [1, (B_f·T), C, H, W]
+        let tiles = bt / flow_bt;
+        let tiled = |t: Tensor<4>| t.reshape([tiles, flow_bt, c, hh, ww]);
+        let wide = |t: &Tensor<4>| t.clone().reshape([1, flow_bt, c, hh, ww]);
+        let normed = tiled(self.flow_cond_norm.forward(h.clone()));
+        let (gamma, beta) = (wide(&modulation.gamma), wide(&modulation.beta));
+        let out = if strength == 1.0 {
+            tiled(h) + normed * gamma + beta
+        } else {
+            tiled(h) + (normed * gamma + beta).mul_scalar(strength)
+        };
+        out.reshape([bt, c, hh, ww])
+    }
+}
+
+/// One fuser's γ and β for one flow, `[(B_f·T), C, H, W]` each.
+#[derive(Debug, Clone)]
+pub struct Modulation {
+    pub gamma: Tensor<4>,
+    pub beta: Tensor<4>,
 }
 
 /// `(b f) c h w -> (b h w) c f`, the temporal conv, and back.
