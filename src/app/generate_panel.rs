@@ -198,6 +198,11 @@ impl StudioApp {
         self.generate.preview.len()
     }
 
+    /// Replaces what runs a request (tests and scripts: a scripted run with known progress).
+    pub fn set_generation_runner(&mut self, runner: Runner) {
+        self.generate.runner = runner;
+    }
+
     /// Frames of the finished clip shown in the panel.
     pub fn result_frames(&self) -> usize {
         self.generate.result.as_ref().map_or(0, ClipPlayer::len)

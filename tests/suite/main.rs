@@ -18,6 +18,7 @@ mod sat;
 mod t5;
 mod transformer;
 mod ui_generate;
+mod ui_layout;
 mod ui_snapshots;
 mod ui_studio;
 mod vae;

@@ -15,7 +15,7 @@ use tora_studio::trajectory::{Keyframe, Scene, Timing, Track};
 
 /// A fixture model folder of the wanted kind (by what its transformer config says) and the scene
 /// its `io/pipeline.safetensors` was made with (size, frame count, tracks).
-fn fixture(image_to_video: bool) -> Option<(PathBuf, Scene)> {
+pub(super) fn fixture(image_to_video: bool) -> Option<(PathBuf, Scene)> {
     let root = fixtures_root();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .into_iter()
@@ -80,7 +80,7 @@ fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
 }
 
 /// Runs frames until `done` holds (the worker wakes the UI; the sleep keeps the loop cheap).
-fn pump_until(h: &mut Harness<StudioApp>, what: &str, timeout: Duration, done: impl Fn(&StudioApp) -> bool) {
+pub(super) fn pump_until(h: &mut Harness<StudioApp>, what: &str, timeout: Duration, done: impl Fn(&StudioApp) -> bool) {
     let start = Instant::now();
     while !done(h.state()) {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}; notices: {:?}", h.state().notices());
