@@ -415,3 +415,28 @@ fn an_opensora_folder_generates_from_the_studio() {
     assert!(report.summary().contains("text-to-video"), "{}", report.summary());
     generate_a_kite_in_the_studio(&model, None, data.path(), &["OpenSora 1.2", "the trajectory has no effect"]);
 }
+
+#[test]
+fn the_panel_says_which_device_runs_and_defaults_to_the_best() {
+    use tora_studio::app::Compute;
+    use tora_studio::model::adapter::default_adapter;
+    let data = tempfile::tempdir().unwrap();
+    let mut h = studio(Scene::default(), data.path());
+    assert_eq!(h.state().generate_form().compute, Compute::Auto, "a fresh studio picks the best device");
+    let gpu = default_adapter();
+    h.run_steps(2);
+    let expected = match gpu {
+        Some(a) if a.is_hardware() => format!("runs on: GPU (f16) on {}", a.describe()),
+        Some(a) => format!("runs on: CPU (f32); {} is not a hardware GPU", a.describe()),
+        None => "runs on: CPU (f32); no GPU found".into(),
+    };
+    assert!(h.query_by_label(&expected).is_some(), "the panel does not say {expected:?}");
+
+    // An explicit choice is said as such and remembered by the next session.
+    h.state_mut().generate_form_mut().compute = Compute::Cpu;
+    h.run_steps(2);
+    assert!(h.query_by_label("runs on: CPU (f32)").is_some());
+    h.state_mut().shutdown();
+    let again = StudioApp::new_for_test(Scene::default(), Some(data.path().to_path_buf()), None);
+    assert_eq!(again.generate_form().compute, Compute::Cpu);
+}

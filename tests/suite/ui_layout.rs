@@ -167,6 +167,7 @@ fn snapshots_of_each_tab() {
     h.run_steps(3);
     mask_model_folder(&mut h, &model);
     mask_label(&mut h, "denoising step 3/50"); // its spinner turns with the clock
+    mask_label(&mut h, "runs on:"); // names this machine's adapter
     h.snapshot("layout_tab_generate");
 
     h.state_mut().cancel_generation();
