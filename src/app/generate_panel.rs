@@ -13,6 +13,7 @@ use crate::model::adapter::{default_adapter, known_adapter, GpuAdapter};
 use crate::model::Precision;
 use crate::pipeline::latent_preview::PreviewClip;
 use crate::pipeline::memory::format_bytes;
+use crate::pipeline::queue::{ItemStatus, RenderQueue, VariantSpec};
 use crate::pipeline::takes::TakeInfo;
 use crate::pipeline::{
     Event, GenerateRequest, Generated, Generation, Phase, PhaseReport, PipelineError, Reporter, Settings,
@@ -93,11 +94,18 @@ pub struct GenerateForm {
     /// left unread and such users start at `Auto` (the GPU where there is one).
     #[serde(rename = "device")]
     pub compute: Compute,
+    /// What the render queue varies (kept so a sweep can be queued again).
+    pub variants: VariantSpec,
 }
 
 impl Default for GenerateForm {
     fn default() -> Self {
-        GenerateForm { model_dir: String::new(), settings: Settings::default(), compute: Compute::Auto }
+        GenerateForm {
+            model_dir: String::new(),
+            settings: Settings::default(),
+            compute: Compute::Auto,
+            variants: VariantSpec::default(),
+        }
     }
 }
 
@@ -146,6 +154,8 @@ pub struct GenerateRun {
     reports: Vec<PhaseReport>,
     preview: Vec<egui::TextureHandle>,
     preview_size: [usize; 2],
+    /// Variants waiting to run after the current one (issue 16).
+    pub(super) queue: RenderQueue,
     result: Option<ClipPlayer>,
     outcome: Option<Outcome>,
     stats: RunStats,
@@ -163,6 +173,7 @@ impl Default for GenerateRun {
             reports: Vec::new(),
             preview: Vec::new(),
             preview_size: [0, 0],
+            queue: RenderQueue::default(),
             result: None,
             outcome: None,
             stats: RunStats::default(),
@@ -253,9 +264,9 @@ impl StudioApp {
             self.notices.warn("a generation is already running; cancel it first");
             return false;
         }
-        match self.build_request() {
+        match self.build_request(&self.state.generate.settings) {
             Ok(request) => {
-                self.spawn_generation(request, ctx);
+                self.spawn_generation(request, ctx, None);
                 true
             }
             Err(message) => {
@@ -274,7 +285,8 @@ impl StudioApp {
 
     // ---- internals ------------------------------------------------------------------------
 
-    fn build_request(&self) -> Result<GenerateRequest, String> {
+    /// A request for `settings` (the form's, or a queued variant's) with the form's model and device.
+    pub(super) fn build_request(&self, settings: &Settings) -> Result<GenerateRequest, String> {
         let form = &self.state.generate;
         let model_dir = self.model_dir();
         if model_dir.as_os_str().is_empty() {
@@ -290,8 +302,8 @@ impl StudioApp {
         if let Some(r) = report.filter(|r| !r.usable()) {
             return Err(r.summary());
         }
-        form.settings.check().map_err(|e| e.to_string())?;
-        let mut settings = form.settings.clone();
+        settings.check().map_err(|e| e.to_string())?;
+        let mut settings = settings.clone();
         let image_to_video = report.and_then(|r| r.image_to_video);
         if image_to_video == Some(false) {
             settings.image = None; // a T2V model never takes the image
@@ -315,7 +327,8 @@ impl StudioApp {
         })
     }
 
-    fn spawn_generation(&mut self, request: GenerateRequest, ctx: &egui::Context) {
+    /// Starts `request` on the worker; its take joins render-queue `batch` when given.
+    pub(super) fn spawn_generation(&mut self, request: GenerateRequest, ctx: &egui::Context, batch: Option<String>) {
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let store = self.takes.store().cloned();
         let draft = TakeInfo {
@@ -329,6 +342,7 @@ impl StudioApp {
             frame_count: 0,
             fps: request.scene.fps,
             seconds: 0.0,
+            batch,
         };
         let (kept_tx, kept) = crossbeam_channel::bounded(1);
         let runner = self.generate.runner.clone();
@@ -366,9 +380,14 @@ impl StudioApp {
         }
     }
 
-    /// Takes every event that arrived since the last frame.
+    /// Takes every event that arrived since the last frame, then starts the next queued variant.
     pub(super) fn poll_generation(&mut self, ctx: &egui::Context) {
         self.poll_models(ctx);
+        self.poll_run_events(ctx);
+        self.advance_queue(ctx);
+    }
+
+    fn poll_run_events(&mut self, ctx: &egui::Context) {
         let mut ended = None;
         let mut latest_preview = None;
         if let Some(run) = &mut self.generate.active {
@@ -436,6 +455,11 @@ impl StudioApp {
             }
             _ => Outcome::Failed("unexpected event".into()),
         };
+        self.generate.queue.finish_running(match &outcome {
+            Outcome::Finished { take, .. } => ItemStatus::Done(take.clone()),
+            Outcome::Failed(m) => ItemStatus::Failed(m.clone()),
+            Outcome::Cancelled => ItemStatus::Cancelled,
+        });
         self.generate.outcome = Some(outcome);
     }
 
@@ -455,6 +479,7 @@ impl StudioApp {
             }
         });
         self.progress_section(ui);
+        self.queue_section(ui);
         self.preview_section(ui);
     }
 

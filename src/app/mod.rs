@@ -16,6 +16,7 @@ mod model_manager;
 mod notices;
 mod persistence;
 mod preview;
+mod queue_panel;
 mod state;
 mod status_bar;
 mod takes_panel;
@@ -210,6 +211,7 @@ impl StudioApp {
             .rect;
         self.recovery_dialog(ui.ctx());
         self.compare_window(ui.ctx());
+        self.variant_grid_window(ui.ctx());
 
         self.sanitize_selection();
         let gesture_done = matches!(self.gesture, Gesture::None) && !ui.input(|i| i.pointer.any_down());

@@ -19,6 +19,7 @@ mod t5;
 mod transformer;
 mod ui_generate;
 mod ui_layout;
+mod ui_queue;
 mod ui_snapshots;
 mod ui_studio;
 mod vae;

@@ -67,7 +67,7 @@ pub(super) fn fixture(image_to_video: bool) -> Option<(PathBuf, Scene)> {
     Some((dir, scene))
 }
 
-fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
+pub(super) fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
     let mut app = StudioApp::new_for_test(scene, Some(data.to_path_buf()), None);
     app.set_flow_overlay(false, 0.0);
     app.set_side_tab(SideTab::Generate);
@@ -90,7 +90,7 @@ pub(super) fn pump_until(h: &mut Harness<StudioApp>, what: &str, timeout: Durati
     h.step();
 }
 
-fn click(h: &mut Harness<StudioApp>, label: &str) {
+pub(super) fn click(h: &mut Harness<StudioApp>, label: &str) {
     h.get_by_label(label).click();
     h.step();
     h.step();

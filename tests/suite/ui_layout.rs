@@ -182,11 +182,13 @@ fn snapshots_of_each_tab() {
     h.snapshot("layout_tab_takes");
 }
 
-/// Covers the widget whose text contains `text` (values that differ between machines or runs).
+/// Covers the visible part of the side-panel widget whose text contains `text` (values that
+/// differ between machines or runs).
 fn mask_label(h: &mut Harness<StudioApp>, text: &str) {
-    let rects: Vec<egui::Rect> = h.query_all_by_label_contains(text).map(|n| n.rect()).collect();
+    let panel = h.state().panel_rects().inspector;
+    let rects: Vec<egui::Rect> = h.query_all_by_label_contains(text).map(|n| n.rect().intersect(panel)).collect();
     assert!(!rects.is_empty(), "nothing shows {text:?}");
-    for r in rects {
+    for r in rects.into_iter().filter(|r| r.is_positive()) {
         h.mask(r);
     }
 }
@@ -196,8 +198,9 @@ fn mask_label(h: &mut Harness<StudioApp>, text: &str) {
 fn mask_model_folder(h: &mut Harness<StudioApp>, model: &std::path::Path) {
     mask_label(h, "model folder");
     let path = model.display().to_string();
-    let rects: Vec<egui::Rect> = h.query_all_by_label_contains(&path).map(|n| n.rect()).collect();
-    for r in rects {
+    let panel = h.state().panel_rects().inspector;
+    let rects: Vec<egui::Rect> = h.query_all_by_label_contains(&path).map(|n| n.rect().intersect(panel)).collect();
+    for r in rects.into_iter().filter(|r| r.is_positive()) {
         h.mask(r);
     }
 }
