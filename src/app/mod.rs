@@ -7,6 +7,7 @@ mod background;
 mod canvas;
 mod commands;
 mod demo;
+mod drop_paste;
 mod flow_overlay;
 mod generate_panel;
 mod history;

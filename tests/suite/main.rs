@@ -17,6 +17,7 @@ mod sampling;
 mod sat;
 mod t5;
 mod transformer;
+mod ui_drop;
 mod ui_generate;
 mod ui_layout;
 mod ui_queue;
