@@ -30,12 +30,15 @@ pub(super) fn scripted_runner(steps_shown: usize, pause: Duration) -> Runner {
             reporter.send(RunEvent::PhaseDone(PhaseReport { phase, seconds: 0.1, peak_bytes: Some(1 << 30) }));
         }
         reporter.send(RunEvent::Phase { phase: Phase::Denoising, detail: String::new() });
-        let total = request.settings.steps as usize;
+        let total = request.settings.steps;
         let (w, h) = (request.scene.width as usize / 8, request.scene.height as usize / 8);
         for index in 0..total {
-            while index >= steps_shown {
-                reporter.check_cancelled()?;
-                std::thread::sleep(Duration::from_millis(5));
+            if index >= steps_shown {
+                // Holds the progress where it is until Cancel.
+                loop {
+                    reporter.check_cancelled()?;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
             reporter.check_cancelled()?;
             // The same picture in every latent frame, so a snapshot does not depend on which one plays.
