@@ -323,36 +323,6 @@ impl StudioApp {
 
     /// Files dropped on the window: projects open, point files import, anything else is tried
     /// as the canvas image.
-    pub(super) fn handle_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped = ctx.input(|i| i.raw.dropped_files.clone());
-        let pasted: Vec<PathBuf> = ctx.input(|i| {
-            i.events
-                .iter()
-                .filter_map(|e| match e {
-                    egui::Event::Paste(text) => Some(PathBuf::from(text.trim())),
-                    _ => None,
-                })
-                .filter(|p| p.is_file())
-                .collect()
-        });
-        for file in dropped {
-            let path = file.path().to_path_buf();
-            if path.is_file() {
-                self.open_any(&path);
-                continue;
-            }
-            let name =
-                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "the dropped file".into());
-            match file.bytes().and_then(|bytes| super::background::decode_image(&name, &bytes)) {
-                Ok(img) => self.set_background_image(Some(img)),
-                Err(e) => self.notices.error(format!("Cannot use this image: {e}. The canvas is unchanged.")),
-            }
-        }
-        for path in pasted {
-            self.open_any(&path);
-        }
-    }
-
     /// Opens a file by what it is: project (.json), point file (.txt), else an image.
     pub fn open_any(&mut self, path: &Path) {
         let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();

@@ -9,9 +9,11 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
+use crate::model::adapter::{default_adapter, known_adapter, GpuAdapter};
 use crate::model::Precision;
 use crate::pipeline::latent_preview::PreviewClip;
 use crate::pipeline::memory::format_bytes;
+use crate::pipeline::queue::{ItemStatus, RenderQueue, VariantSpec};
 use crate::pipeline::takes::TakeInfo;
 use crate::pipeline::{
     Event, GenerateRequest, Generated, Generation, Phase, PhaseReport, PipelineError, Reporter, Settings,
@@ -26,28 +28,58 @@ use super::StudioApp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compute {
+    /// The best this machine has: a hardware GPU in f16, else the CPU in f32.
     #[default]
+    Auto,
     Cpu,
     Gpu,
     GpuF16,
 }
 
 impl Compute {
-    const ALL: [Compute; 3] = [Compute::Cpu, Compute::Gpu, Compute::GpuF16];
+    const ALL: [Compute; 4] = [Compute::Auto, Compute::Cpu, Compute::Gpu, Compute::GpuF16];
 
     fn label(self) -> &'static str {
         match self {
+            Compute::Auto => "Best available",
             Compute::Cpu => "CPU (f32)",
             Compute::Gpu => "GPU (f32)",
             Compute::GpuF16 => "GPU (f16)",
         }
     }
 
-    fn backend_precision(self) -> (Backend, Precision) {
+    /// The concrete choice: `Auto` becomes GPU (f16) on a hardware GPU and CPU (f32) otherwise
+    /// (no adapter, or only a software one such as lavapipe, which is slower than the CPU backend).
+    pub fn resolve(self, gpu: Option<&GpuAdapter>) -> Compute {
         match self {
-            Compute::Cpu => (Backend::Cpu, Precision::F32),
+            Compute::Auto if gpu.is_some_and(GpuAdapter::is_hardware) => Compute::GpuF16,
+            Compute::Auto => Compute::Cpu,
+            chosen => chosen,
+        }
+    }
+
+    fn backend_precision(self, gpu: Option<&GpuAdapter>) -> (Backend, Precision) {
+        match self.resolve(gpu) {
+            Compute::Cpu | Compute::Auto => (Backend::Cpu, Precision::F32),
             Compute::Gpu => (Backend::Wgpu, Precision::F32),
             Compute::GpuF16 => (Backend::Wgpu, Precision::F16),
+        }
+    }
+
+    /// "runs on ..." for the panel; `gpu` is `None` while the adapter is still being detected.
+    fn runs_on(self, gpu: Option<Option<&GpuAdapter>>) -> String {
+        let Some(gpu) = gpu else {
+            return "runs on: detecting the GPU...".into();
+        };
+        match (self.resolve(gpu), gpu) {
+            (Compute::Cpu, _) if self == Compute::Cpu => "runs on: CPU (f32)".into(),
+            (Compute::Cpu, Some(a)) => format!("runs on: CPU (f32); {} is not a hardware GPU", a.describe()),
+            (Compute::Cpu, None) => "runs on: CPU (f32); no GPU found".into(),
+            (choice, Some(a)) if a.is_hardware() => format!("runs on: {} on {}", choice.label(), a.describe()),
+            (choice, Some(a)) => {
+                format!("runs on: {} on {}, a software driver (slower than the CPU)", choice.label(), a.describe())
+            }
+            (choice, None) => format!("{}: no GPU adapter found; the run will fail", choice.label()),
         }
     }
 }
@@ -58,12 +90,22 @@ impl Compute {
 pub struct GenerateForm {
     pub model_dir: String,
     pub settings: Settings,
+    /// Saved as `device`: the older `compute` key held CPU as a default nobody chose, so it is
+    /// left unread and such users start at `Auto` (the GPU where there is one).
+    #[serde(rename = "device")]
     pub compute: Compute,
+    /// What the render queue varies (kept so a sweep can be queued again).
+    pub variants: VariantSpec,
 }
 
 impl Default for GenerateForm {
     fn default() -> Self {
-        GenerateForm { model_dir: String::new(), settings: Settings::default(), compute: Compute::Cpu }
+        GenerateForm {
+            model_dir: String::new(),
+            settings: Settings::default(),
+            compute: Compute::Auto,
+            variants: VariantSpec::default(),
+        }
     }
 }
 
@@ -112,6 +154,8 @@ pub struct GenerateRun {
     reports: Vec<PhaseReport>,
     preview: Vec<egui::TextureHandle>,
     preview_size: [usize; 2],
+    /// Variants waiting to run after the current one (issue 16).
+    pub(super) queue: RenderQueue,
     result: Option<ClipPlayer>,
     outcome: Option<Outcome>,
     stats: RunStats,
@@ -119,12 +163,17 @@ pub struct GenerateRun {
 
 impl Default for GenerateRun {
     fn default() -> Self {
+        // Ask for the GPU in the background, so the panel can say where a run goes without waiting.
+        if known_adapter().is_none() {
+            let _ = std::thread::Builder::new().name("tora-gpu-detect".into()).spawn(default_adapter);
+        }
         GenerateRun {
             active: None,
             runner: pipeline_runner(),
             reports: Vec::new(),
             preview: Vec::new(),
             preview_size: [0, 0],
+            queue: RenderQueue::default(),
             result: None,
             outcome: None,
             stats: RunStats::default(),
@@ -198,6 +247,11 @@ impl StudioApp {
         self.generate.preview.len()
     }
 
+    /// Replaces what runs a request (tests and scripts: a scripted run with known progress).
+    pub fn set_generation_runner(&mut self, runner: Runner) {
+        self.generate.runner = runner;
+    }
+
     /// Frames of the finished clip shown in the panel.
     pub fn result_frames(&self) -> usize {
         self.generate.result.as_ref().map_or(0, ClipPlayer::len)
@@ -210,9 +264,9 @@ impl StudioApp {
             self.notices.warn("a generation is already running; cancel it first");
             return false;
         }
-        match self.build_request() {
+        match self.build_request(&self.state.generate.settings) {
             Ok(request) => {
-                self.spawn_generation(request, ctx);
+                self.spawn_generation(request, ctx, None);
                 true
             }
             Err(message) => {
@@ -231,7 +285,8 @@ impl StudioApp {
 
     // ---- internals ------------------------------------------------------------------------
 
-    fn build_request(&self) -> Result<GenerateRequest, String> {
+    /// A request for `settings` (the form's, or a queued variant's) with the form's model and device.
+    pub(super) fn build_request(&self, settings: &Settings) -> Result<GenerateRequest, String> {
         let form = &self.state.generate;
         let model_dir = self.model_dir();
         if model_dir.as_os_str().is_empty() {
@@ -247,8 +302,8 @@ impl StudioApp {
         if let Some(r) = report.filter(|r| !r.usable()) {
             return Err(r.summary());
         }
-        form.settings.check().map_err(|e| e.to_string())?;
-        let mut settings = form.settings.clone();
+        settings.check().map_err(|e| e.to_string())?;
+        let mut settings = settings.clone();
         let image_to_video = report.and_then(|r| r.image_to_video);
         if image_to_video == Some(false) {
             settings.image = None; // a T2V model never takes the image
@@ -260,7 +315,7 @@ impl StudioApp {
             image::image_dimensions(path)
                 .map_err(|e| format!("{}: cannot use it as the first frame: {e}", path.display()))?;
         }
-        let (backend, precision) = form.compute.backend_precision();
+        let (backend, precision) = form.compute.backend_precision(default_adapter());
         Ok(GenerateRequest {
             model_dir,
             settings,
@@ -272,7 +327,8 @@ impl StudioApp {
         })
     }
 
-    fn spawn_generation(&mut self, request: GenerateRequest, ctx: &egui::Context) {
+    /// Starts `request` on the worker; its take joins render-queue `batch` when given.
+    pub(super) fn spawn_generation(&mut self, request: GenerateRequest, ctx: &egui::Context, batch: Option<String>) {
         let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let store = self.takes.store().cloned();
         let draft = TakeInfo {
@@ -286,6 +342,7 @@ impl StudioApp {
             frame_count: 0,
             fps: request.scene.fps,
             seconds: 0.0,
+            batch,
         };
         let (kept_tx, kept) = crossbeam_channel::bounded(1);
         let runner = self.generate.runner.clone();
@@ -323,9 +380,14 @@ impl StudioApp {
         }
     }
 
-    /// Takes every event that arrived since the last frame.
+    /// Takes every event that arrived since the last frame, then starts the next queued variant.
     pub(super) fn poll_generation(&mut self, ctx: &egui::Context) {
         self.poll_models(ctx);
+        self.poll_run_events(ctx);
+        self.advance_queue(ctx);
+    }
+
+    fn poll_run_events(&mut self, ctx: &egui::Context) {
         let mut ended = None;
         let mut latest_preview = None;
         if let Some(run) = &mut self.generate.active {
@@ -393,6 +455,11 @@ impl StudioApp {
             }
             _ => Outcome::Failed("unexpected event".into()),
         };
+        self.generate.queue.finish_running(match &outcome {
+            Outcome::Finished { take, .. } => ItemStatus::Done(take.clone()),
+            Outcome::Failed(m) => ItemStatus::Failed(m.clone()),
+            Outcome::Cancelled => ItemStatus::Cancelled,
+        });
         self.generate.outcome = Some(outcome);
     }
 
@@ -412,6 +479,7 @@ impl StudioApp {
             }
         });
         self.progress_section(ui);
+        self.queue_section(ui);
         self.preview_section(ui);
     }
 
@@ -492,6 +560,7 @@ impl StudioApp {
             );
             ui.end_row();
         });
+        ui.weak(self.state.generate.compute.runs_on(known_adapter()));
         let s = &mut self.state.generate.settings;
         if image_to_video != Some(false) {
             ui.horizontal(|ui| {
@@ -595,4 +664,54 @@ fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     // Spread the clock bits so consecutive clicks differ in every digit.
     (nanos as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::adapter::AdapterKind;
+
+    fn adapter(kind: AdapterKind) -> GpuAdapter {
+        GpuAdapter { name: "some card".into(), kind, api: "Vulkan".into() }
+    }
+
+    #[test]
+    fn best_available_is_a_hardware_gpu_in_f16_else_the_cpu() {
+        let h100 = adapter(AdapterKind::Discrete);
+        let laptop = adapter(AdapterKind::Integrated);
+        let lavapipe = adapter(AdapterKind::Software);
+        assert_eq!(Compute::Auto.resolve(Some(&h100)), Compute::GpuF16);
+        assert_eq!(Compute::Auto.resolve(Some(&laptop)), Compute::GpuF16);
+        assert_eq!(Compute::Auto.resolve(Some(&lavapipe)), Compute::Cpu);
+        assert_eq!(Compute::Auto.resolve(None), Compute::Cpu);
+        assert_eq!(Compute::Auto.backend_precision(Some(&h100)), (Backend::Wgpu, Precision::F16));
+        // An explicit choice is kept whatever the machine has.
+        assert_eq!(Compute::Gpu.resolve(Some(&lavapipe)), Compute::Gpu);
+        assert_eq!(Compute::Cpu.resolve(Some(&h100)), Compute::Cpu);
+    }
+
+    #[test]
+    fn the_panel_says_where_a_run_goes() {
+        let h100 = adapter(AdapterKind::Discrete);
+        let lavapipe = adapter(AdapterKind::Software);
+        assert_eq!(Compute::Auto.runs_on(None), "runs on: detecting the GPU...");
+        assert_eq!(Compute::Auto.runs_on(Some(Some(&h100))), "runs on: GPU (f16) on some card (Vulkan)");
+        assert_eq!(
+            Compute::Auto.runs_on(Some(Some(&lavapipe))),
+            "runs on: CPU (f32); some card (Vulkan) is not a hardware GPU"
+        );
+        assert_eq!(Compute::Auto.runs_on(Some(None)), "runs on: CPU (f32); no GPU found");
+        assert!(Compute::Gpu.runs_on(Some(Some(&lavapipe))).contains("software driver"));
+        assert!(Compute::GpuF16.runs_on(Some(None)).contains("the run will fail"));
+    }
+
+    #[test]
+    fn the_choice_is_remembered_and_old_cpu_defaults_are_dropped() {
+        let form = GenerateForm { compute: Compute::Gpu, ..GenerateForm::default() };
+        let json = serde_json::to_string(&form).unwrap();
+        assert_eq!(serde_json::from_str::<GenerateForm>(&json).unwrap().compute, Compute::Gpu);
+        // Saved before "Best available" existed, when CPU was the default nobody chose.
+        let old: GenerateForm = serde_json::from_str(r#"{"model_dir": "m", "compute": "cpu"}"#).unwrap();
+        assert_eq!((old.model_dir.as_str(), old.compute), ("m", Compute::Auto));
+    }
 }

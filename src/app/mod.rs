@@ -8,15 +8,18 @@ mod background;
 mod canvas;
 mod commands;
 mod demo;
+mod drop_paste;
 mod flow_overlay;
 mod generate_panel;
 mod history;
 mod inspector;
 mod layers_panel;
+mod layout;
 mod model_manager;
 mod notices;
 mod persistence;
 mod preview;
+mod queue_panel;
 mod region_tool;
 mod state;
 mod status_bar;
@@ -32,7 +35,8 @@ use eframe::egui_wgpu;
 
 pub use artwork::{app_icon, first_frame, FIRST_FRAMES, ICON_SIZE};
 pub use demo::{demo_image, demo_scene};
-pub use generate_panel::{Compute, GenerateForm, Outcome, RunStats};
+pub use generate_panel::{Compute, GenerateForm, Outcome, RunStats, Runner};
+pub use layout::PanelRects;
 pub use model_manager::{scan as scan_model_folder, FolderReport};
 pub use notices::{Level, Notice};
 pub use state::{SideTab, Tool, UiState};
@@ -125,6 +129,8 @@ pub struct StudioApp {
     generate: GenerateRun,
     takes: Takes,
     models: ModelScanner,
+    /// Where the panels were drawn last frame (tests check the layout holds still).
+    panels: PanelRects,
 }
 
 impl StudioApp {
@@ -161,6 +167,7 @@ impl StudioApp {
             generate: GenerateRun::default(),
             takes,
             models: ModelScanner::default(),
+            panels: PanelRects::default(),
         };
         app.set_background_image(Some(demo_image()));
         // Mid-clip, so the demo opens on visible motion (frame 0 of a motion field is empty).
@@ -191,15 +198,31 @@ impl StudioApp {
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        egui::Panel::bottom("timeline").resizable(true).default_size(170.0).show(ui, |ui| self.timeline_ui(ui));
-        egui::Panel::left("tracks").resizable(true).default_size(220.0).show(ui, |ui| self.tracks_panel(ui));
-        egui::Panel::right("inspector").resizable(true).default_size(270.0).show(ui, |ui| self.side_panel(ui));
-        egui::CentralPanel::default().show(ui, |ui| {
-            self.alerts(ui);
-            self.canvas(ui);
-        });
+        self.panels.timeline = egui::Panel::bottom("timeline")
+            .resizable(true)
+            .default_size(170.0)
+            .show(ui, |ui| self.timeline_ui(ui))
+            .response
+            .rect;
+        let window_width = ui.available_width();
+        self.panels.tracks = layout::side_panel(true, "tracks", layout::TRACKS_WIDTH, window_width)
+            .show(ui, |ui| layout::fenced(ui, |ui| self.tracks_panel(ui)))
+            .response
+            .rect;
+        self.panels.inspector = layout::side_panel(false, "inspector", layout::INSPECTOR_WIDTH, window_width)
+            .show(ui, |ui| layout::fenced(ui, |ui| self.side_panel(ui)))
+            .response
+            .rect;
+        self.panels.canvas = egui::CentralPanel::default()
+            .show(ui, |ui| {
+                self.alerts(ui);
+                self.canvas(ui);
+            })
+            .response
+            .rect;
         self.recovery_dialog(ui.ctx());
         self.compare_window(ui.ctx());
+        self.variant_grid_window(ui.ctx());
 
         self.sanitize_selection();
         let gesture_done = matches!(self.gesture, Gesture::None) && !ui.input(|i| i.pointer.any_down());
@@ -236,6 +259,11 @@ impl StudioApp {
 
     pub fn ui_state(&self) -> &UiState {
         &self.state
+    }
+
+    /// Where the panels were drawn in the last frame.
+    pub fn panel_rects(&self) -> PanelRects {
+        self.panels
     }
 
     /// Where canvas point `p` (256x256 units) is on screen, as of the last frame drawn.

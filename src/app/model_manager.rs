@@ -291,21 +291,25 @@ impl StudioApp {
         let mut changed = false;
         ui.horizontal(|ui| {
             let label = ui.label("model folder");
-            let edit = ui
-                .add(
-                    egui::TextEdit::singleline(&mut self.state.generate.model_dir)
-                        .desired_width((ui.available_width() - 70.0).max(80.0))
-                        .hint_text("diffusers folder (model_index.json) or Tora's SAT ckpts/"),
-                )
-                .labelled_by(label.id);
-            changed |=
-                edit.lost_focus() || (edit.changed() && Path::new(self.state.generate.model_dir.trim()).is_dir());
-            if ui.button("Browse...").clicked() && self.dialogs {
-                if let Some(dir) = rfd::FileDialog::new().set_title("Choose the model folder").pick_folder() {
-                    self.state.generate.model_dir = dir.display().to_string();
-                    changed = true;
+            // Right to left: the button takes its width first and the field fills what is left,
+            // so the row never asks for more than the panel has.
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("Browse...").clicked() && self.dialogs {
+                    if let Some(dir) = rfd::FileDialog::new().set_title("Choose the model folder").pick_folder() {
+                        self.state.generate.model_dir = dir.display().to_string();
+                        changed = true;
+                    }
                 }
-            }
+                let edit = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.state.generate.model_dir)
+                            .desired_width(ui.available_width())
+                            .hint_text("diffusers folder (model_index.json) or Tora's SAT ckpts/"),
+                    )
+                    .labelled_by(label.id);
+                changed |=
+                    edit.lost_focus() || (edit.changed() && Path::new(self.state.generate.model_dir.trim()).is_dir());
+            });
         });
         let dir = self.model_dir();
         if changed {

@@ -44,6 +44,11 @@ impl Persistence {
         Persistence { dir, autosaved: None, last_autosave_time: 0.0 }
     }
 
+    /// The data folder (None: nothing is kept).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
     fn file(&self, name: &str) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.join(name))
     }

@@ -130,6 +130,8 @@ pub struct Takes {
     /// Up to two takes picked for comparison, by id.
     picked: Vec<String>,
     compare_open: bool,
+    /// The render-queue batch shown as a grid of its variants.
+    grid: Option<String>,
     players: HashMap<String, ClipPlayer>,
     loading: Vec<(String, Receiver<Result<RgbFrames, String>>)>,
     exports: Vec<Receiver<Result<PathBuf, String>>>,
@@ -147,6 +149,7 @@ impl Takes {
             loaded: false,
             picked: Vec::new(),
             compare_open: false,
+            grid: None,
             players: HashMap::new(),
             loading: Vec::new(),
             exports: Vec::new(),
@@ -180,6 +183,26 @@ impl Takes {
 
     fn info(&self, id: &str) -> Option<&TakeInfo> {
         self.list.iter().find(|t| t.id == id)
+    }
+
+    /// The takes of render-queue `batch`, in the order they were queued (oldest first).
+    fn batch(&self, batch: &str) -> Vec<&TakeInfo> {
+        let mut takes: Vec<&TakeInfo> = self.list.iter().filter(|t| t.batch.as_deref() == Some(batch)).collect();
+        takes.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        takes
+    }
+
+    /// The batches with two or more takes, newest first, with their sizes.
+    fn batches(&self) -> Vec<(String, usize)> {
+        let mut out: Vec<(String, usize)> = Vec::new();
+        for name in self.list.iter().filter_map(|t| t.batch.as_ref()) {
+            match out.iter_mut().find(|(b, _)| b == name) {
+                Some((_, n)) => *n += 1,
+                None => out.push((name.clone(), 1)),
+            }
+        }
+        out.retain(|(_, n)| *n >= 2);
+        out
     }
 
     /// Starts loading a take's frames for playing.
@@ -257,6 +280,24 @@ impl StudioApp {
         }
     }
 
+    /// Opens the grid of render-queue `batch`'s takes (false: no such batch in the history).
+    pub fn open_variant_grid(&mut self, batch: &str, ctx: &egui::Context) -> bool {
+        let ids: Vec<String> = self.takes.batch(batch).iter().map(|t| t.id.clone()).collect();
+        for id in &ids {
+            self.takes.load(id, ctx);
+        }
+        self.takes.grid = (!ids.is_empty()).then(|| batch.to_string());
+        !ids.is_empty()
+    }
+
+    /// The takes the open grid shows, and how many of them are loaded and playing.
+    pub fn variant_grid(&self) -> Option<(Vec<String>, usize)> {
+        let batch = self.takes.grid.as_ref()?;
+        let ids: Vec<String> = self.takes.batch(batch).iter().map(|t| t.id.clone()).collect();
+        let playing = ids.iter().filter(|id| self.takes.players.contains_key(*id)).count();
+        Some((ids, playing))
+    }
+
     pub fn exports_running(&self) -> usize {
         self.takes.exports.len()
     }
@@ -331,6 +372,15 @@ impl StudioApp {
             let ids = self.takes.picked.clone();
             for id in ids {
                 self.takes.load(&id, ui.ctx());
+            }
+        }
+        for (batch, n) in self.takes.batches() {
+            if ui
+                .add(egui::Button::new(format!("Grid of {n} variants")).truncate())
+                .on_hover_text(format!("the takes of {batch}, playing in sync, to pick from"))
+                .clicked()
+            {
+                self.open_variant_grid(&batch, ui.ctx());
             }
         }
         ui.separator();
@@ -456,6 +506,80 @@ impl StudioApp {
             });
         });
         self.takes.compare_open = open;
+    }
+}
+
+impl StudioApp {
+    /// The grid of one batch's variants, playing in sync; "Use" puts a variant's settings back.
+    pub(super) fn variant_grid_window(&mut self, ctx: &egui::Context) {
+        let Some(batch) = self.takes.grid.clone() else { return };
+        let takes: Vec<TakeInfo> = self.takes.batch(&batch).into_iter().cloned().collect();
+        if takes.is_empty() {
+            self.takes.grid = None;
+            return;
+        }
+        let fps = takes.iter().map(|t| t.fps).fold(1.0f32, f32::max);
+        let frames = takes.iter().map(|t| t.frame_count).max().unwrap_or(1).max(1);
+        if self.takes.playing {
+            let now = ctx.input(|i| i.time);
+            self.takes.frame = (now * f64::from(fps)) as usize % frames;
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(0.5 / f64::from(fps)));
+        }
+        let columns = (takes.len() as f64).sqrt().ceil().max(1.0) as usize;
+        let mut open = true;
+        let mut chosen = None;
+        egui::Window::new(format!("Variants of {batch}")).open(&mut open).default_width(900.0).show(ctx, |ui| {
+            ui.horizontal(|ui| {
+                let label = if self.takes.playing { "Pause" } else { "Play" };
+                if ui.button(label).clicked() {
+                    self.takes.playing = !self.takes.playing;
+                }
+                let mut f = self.takes.frame;
+                if ui.add(egui::Slider::new(&mut f, 0..=frames - 1).text("frame")).changed() {
+                    self.takes.playing = false;
+                    self.takes.frame = f;
+                }
+            });
+            let spacing = ui.spacing().item_spacing.x;
+            let width = ((ui.available_width() - spacing * (columns - 1) as f32) / columns as f32).max(64.0);
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                egui::Grid::new("variant grid").num_columns(columns).show(ui, |ui| {
+                    for (i, take) in takes.iter().enumerate() {
+                        ui.vertical(|ui| {
+                            ui.set_width(width);
+                            match self.takes.players.get_mut(&take.id) {
+                                Some(p) => p.show(ui, self.takes.frame, width),
+                                None => {
+                                    ui.spinner();
+                                }
+                            }
+                            let s = &take.settings;
+                            ui.add(
+                                egui::Label::new(format!(
+                                    "seed {} · strength {} · {}",
+                                    s.seed,
+                                    s.motion.strength,
+                                    short(&s.prompt, 40)
+                                ))
+                                .truncate(),
+                            );
+                            if ui.small_button("Use").on_hover_text("put this variant's settings back").clicked() {
+                                chosen = Some(take.id.clone());
+                            }
+                        });
+                        if (i + 1) % columns == 0 {
+                            ui.end_row();
+                        }
+                    }
+                });
+            });
+        });
+        if let Some(id) = chosen {
+            self.reopen_take(&id);
+        }
+        if !open {
+            self.takes.grid = None;
+        }
     }
 }
 

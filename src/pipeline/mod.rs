@@ -15,6 +15,7 @@ pub mod latent_preview;
 pub mod memory;
 pub mod opensora;
 mod phases;
+pub mod queue;
 pub mod request;
 pub mod run;
 pub mod takes;

@@ -30,6 +30,9 @@ pub struct TakeInfo {
     pub fps: f32,
     /// Wall time of the run.
     pub seconds: f64,
+    /// The render-queue batch this take is one variant of (none: a single run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +156,7 @@ mod tests {
             frame_count: 3,
             fps: 8.0,
             seconds: 1.5,
+            batch: None,
         }
     }
 

@@ -15,7 +15,7 @@ use tora_studio::trajectory::{Keyframe, Scene, Timing, Track};
 
 /// A fixture model folder of the wanted kind (by what its transformer config says) and the scene
 /// its `io/pipeline.safetensors` was made with (size, frame count, tracks).
-fn fixture(image_to_video: bool) -> Option<(PathBuf, Scene)> {
+pub(super) fn fixture(image_to_video: bool) -> Option<(PathBuf, Scene)> {
     let root = fixtures_root();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .into_iter()
@@ -67,7 +67,7 @@ fn fixture(image_to_video: bool) -> Option<(PathBuf, Scene)> {
     Some((dir, scene))
 }
 
-fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
+pub(super) fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
     let mut app = StudioApp::new_for_test(scene, Some(data.to_path_buf()), None);
     app.set_flow_overlay(false, 0.0);
     app.set_side_tab(SideTab::Generate);
@@ -80,7 +80,7 @@ fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
 }
 
 /// Runs frames until `done` holds (the worker wakes the UI; the sleep keeps the loop cheap).
-fn pump_until(h: &mut Harness<StudioApp>, what: &str, timeout: Duration, done: impl Fn(&StudioApp) -> bool) {
+pub(super) fn pump_until(h: &mut Harness<StudioApp>, what: &str, timeout: Duration, done: impl Fn(&StudioApp) -> bool) {
     let start = Instant::now();
     while !done(h.state()) {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}; notices: {:?}", h.state().notices());
@@ -90,7 +90,7 @@ fn pump_until(h: &mut Harness<StudioApp>, what: &str, timeout: Duration, done: i
     h.step();
 }
 
-fn click(h: &mut Harness<StudioApp>, label: &str) {
+pub(super) fn click(h: &mut Harness<StudioApp>, label: &str) {
     h.get_by_label(label).click();
     h.step();
     h.step();
@@ -414,4 +414,29 @@ fn an_opensora_folder_generates_from_the_studio() {
     assert_eq!(report.image_to_video, Some(false));
     assert!(report.summary().contains("text-to-video"), "{}", report.summary());
     generate_a_kite_in_the_studio(&model, None, data.path(), &["OpenSora 1.2", "the trajectory has no effect"]);
+}
+
+#[test]
+fn the_panel_says_which_device_runs_and_defaults_to_the_best() {
+    use tora_studio::app::Compute;
+    use tora_studio::model::adapter::default_adapter;
+    let data = tempfile::tempdir().unwrap();
+    let mut h = studio(Scene::default(), data.path());
+    assert_eq!(h.state().generate_form().compute, Compute::Auto, "a fresh studio picks the best device");
+    let gpu = default_adapter();
+    h.run_steps(2);
+    let expected = match gpu {
+        Some(a) if a.is_hardware() => format!("runs on: GPU (f16) on {}", a.describe()),
+        Some(a) => format!("runs on: CPU (f32); {} is not a hardware GPU", a.describe()),
+        None => "runs on: CPU (f32); no GPU found".into(),
+    };
+    assert!(h.query_by_label(&expected).is_some(), "the panel does not say {expected:?}");
+
+    // An explicit choice is said as such and remembered by the next session.
+    h.state_mut().generate_form_mut().compute = Compute::Cpu;
+    h.run_steps(2);
+    assert!(h.query_by_label("runs on: CPU (f32)").is_some());
+    h.state_mut().shutdown();
+    let again = StudioApp::new_for_test(Scene::default(), Some(data.path().to_path_buf()), None);
+    assert_eq!(again.generate_form().compute, Compute::Cpu);
 }
