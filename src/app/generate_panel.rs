@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
-use crate::model::adapter::{default_adapter, known_adapter, GpuAdapter};
+use crate::model::device::{known_wgpu_adapters, wgpu_adapters, wgpu_run_adapter, AdapterSummary};
 use crate::model::Precision;
 use crate::pipeline::latent_preview::PreviewClip;
 use crate::pipeline::memory::format_bytes;
@@ -50,15 +50,15 @@ impl Compute {
 
     /// The concrete choice: `Auto` becomes GPU (f16) on a hardware GPU and CPU (f32) otherwise
     /// (no adapter, or only a software one such as lavapipe, which is slower than the CPU backend).
-    pub fn resolve(self, gpu: Option<&GpuAdapter>) -> Compute {
+    pub fn resolve(self, gpu: Option<&AdapterSummary>) -> Compute {
         match self {
-            Compute::Auto if gpu.is_some_and(GpuAdapter::is_hardware) => Compute::GpuF16,
+            Compute::Auto if gpu.is_some_and(AdapterSummary::is_real_gpu) => Compute::GpuF16,
             Compute::Auto => Compute::Cpu,
             chosen => chosen,
         }
     }
 
-    fn backend_precision(self, gpu: Option<&GpuAdapter>) -> (Backend, Precision) {
+    fn backend_precision(self, gpu: Option<&AdapterSummary>) -> (Backend, Precision) {
         match self.resolve(gpu) {
             Compute::Cpu | Compute::Auto => (Backend::Cpu, Precision::F32),
             Compute::Gpu => (Backend::Wgpu, Precision::F32),
@@ -66,8 +66,9 @@ impl Compute {
         }
     }
 
-    /// "runs on ..." for the panel; `gpu` is `None` while the adapter is still being detected.
-    fn runs_on(self, gpu: Option<Option<&GpuAdapter>>) -> String {
+    /// "runs on ..." for the panel; `gpu` is the adapter a GPU run would open
+    /// ([`wgpu_run_adapter`]), `None` while the adapters are still being detected.
+    fn runs_on(self, gpu: Option<Option<&AdapterSummary>>) -> String {
         let Some(gpu) = gpu else {
             return "runs on: detecting the GPU...".into();
         };
@@ -75,7 +76,7 @@ impl Compute {
             (Compute::Cpu, _) if self == Compute::Cpu => "runs on: CPU (f32)".into(),
             (Compute::Cpu, Some(a)) => format!("runs on: CPU (f32); {} is not a hardware GPU", a.describe()),
             (Compute::Cpu, None) => "runs on: CPU (f32); no GPU found".into(),
-            (choice, Some(a)) if a.is_hardware() => format!("runs on: {} on {}", choice.label(), a.describe()),
+            (choice, Some(a)) if a.is_real_gpu() => format!("runs on: {} on {}", choice.label(), a.describe()),
             (choice, Some(a)) => {
                 format!("runs on: {} on {}, a software driver (slower than the CPU)", choice.label(), a.describe())
             }
@@ -164,8 +165,8 @@ pub struct GenerateRun {
 impl Default for GenerateRun {
     fn default() -> Self {
         // Ask for the GPU in the background, so the panel can say where a run goes without waiting.
-        if known_adapter().is_none() {
-            let _ = std::thread::Builder::new().name("tora-gpu-detect".into()).spawn(default_adapter);
+        if known_wgpu_adapters().is_none() {
+            let _ = std::thread::Builder::new().name("tora-gpu-detect".into()).spawn(wgpu_adapters);
         }
         GenerateRun {
             active: None,
@@ -315,7 +316,7 @@ impl StudioApp {
             image::image_dimensions(path)
                 .map_err(|e| format!("{}: cannot use it as the first frame: {e}", path.display()))?;
         }
-        let (backend, precision) = form.compute.backend_precision(default_adapter());
+        let (backend, precision) = form.compute.backend_precision(wgpu_run_adapter(&wgpu_adapters()));
         Ok(GenerateRequest {
             model_dir,
             settings,
@@ -560,7 +561,7 @@ impl StudioApp {
             );
             ui.end_row();
         });
-        ui.weak(self.state.generate.compute.runs_on(known_adapter()));
+        ui.weak(self.state.generate.compute.runs_on(known_wgpu_adapters().map(wgpu_run_adapter)));
         let s = &mut self.state.generate.settings;
         if image_to_video != Some(false) {
             ui.horizontal(|ui| {
@@ -669,17 +670,17 @@ fn fresh_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::adapter::AdapterKind;
+    use wgpu::DeviceType;
 
-    fn adapter(kind: AdapterKind) -> GpuAdapter {
-        GpuAdapter { name: "some card".into(), kind, api: "Vulkan".into() }
+    fn adapter(device_type: DeviceType) -> AdapterSummary {
+        AdapterSummary { name: "some card".into(), device_type, api: wgpu::Backend::Vulkan }
     }
 
     #[test]
     fn best_available_is_a_hardware_gpu_in_f16_else_the_cpu() {
-        let h100 = adapter(AdapterKind::Discrete);
-        let laptop = adapter(AdapterKind::Integrated);
-        let lavapipe = adapter(AdapterKind::Software);
+        let h100 = adapter(DeviceType::DiscreteGpu);
+        let laptop = adapter(DeviceType::IntegratedGpu);
+        let lavapipe = adapter(DeviceType::Cpu);
         assert_eq!(Compute::Auto.resolve(Some(&h100)), Compute::GpuF16);
         assert_eq!(Compute::Auto.resolve(Some(&laptop)), Compute::GpuF16);
         assert_eq!(Compute::Auto.resolve(Some(&lavapipe)), Compute::Cpu);
@@ -692,13 +693,13 @@ mod tests {
 
     #[test]
     fn the_panel_says_where_a_run_goes() {
-        let h100 = adapter(AdapterKind::Discrete);
-        let lavapipe = adapter(AdapterKind::Software);
+        let h100 = adapter(DeviceType::DiscreteGpu);
+        let lavapipe = adapter(DeviceType::Cpu);
         assert_eq!(Compute::Auto.runs_on(None), "runs on: detecting the GPU...");
-        assert_eq!(Compute::Auto.runs_on(Some(Some(&h100))), "runs on: GPU (f16) on some card (Vulkan)");
+        assert_eq!(Compute::Auto.runs_on(Some(Some(&h100))), "runs on: GPU (f16) on some card (vulkan, discrete GPU)");
         assert_eq!(
             Compute::Auto.runs_on(Some(Some(&lavapipe))),
-            "runs on: CPU (f32); some card (Vulkan) is not a hardware GPU"
+            "runs on: CPU (f32); some card (vulkan, software adapter) is not a hardware GPU"
         );
         assert_eq!(Compute::Auto.runs_on(Some(None)), "runs on: CPU (f32); no GPU found");
         assert!(Compute::Gpu.runs_on(Some(Some(&lavapipe))).contains("software driver"));

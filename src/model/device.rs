@@ -205,7 +205,8 @@ impl AdapterSummary {
         matches!(self.device_type, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu)
     }
 
-    fn describe(&self) -> String {
+    /// e.g. `NVIDIA H100 (vulkan, discrete GPU)`.
+    pub fn describe(&self) -> String {
         let kind = match self.device_type {
             wgpu::DeviceType::DiscreteGpu => "discrete GPU",
             wgpu::DeviceType::IntegratedGpu => "integrated GPU",
@@ -233,11 +234,7 @@ impl DeviceChoice {
     /// there is one, else the CPU backend in f32. A software adapter is never picked on its own,
     /// and keeps f32 when asked for. A pure function of its inputs, so it is tested without a GPU.
     pub fn choose(adapters: &[AdapterSummary], backend: Option<Backend>, precision: Option<Precision>) -> Self {
-        let best_gpu = adapters
-            .iter()
-            .find(|a| a.device_type == wgpu::DeviceType::DiscreteGpu)
-            .or_else(|| adapters.iter().find(|a| a.device_type == wgpu::DeviceType::IntegratedGpu))
-            .cloned();
+        let best_gpu = best_gpu(adapters).cloned();
         let skipped = || {
             let others: Vec<String> = adapters.iter().map(AdapterSummary::describe).collect();
             match others.is_empty() {
@@ -245,7 +242,7 @@ impl DeviceChoice {
                 false => format!(" (skipped: {})", others.join(", ")),
             }
         };
-        let any_adapter = || best_gpu.clone().or_else(|| adapters.first().cloned());
+        let any_adapter = || wgpu_run_adapter(adapters).cloned();
         let (backend, adapter, reason) = match (backend, precision, &best_gpu) {
             (Some(Backend::Cpu), _, _) => (Backend::Cpu, None, "--backend cpu".to_string()),
             (Some(Backend::Wgpu), _, Some(_)) => (Backend::Wgpu, best_gpu.clone(), "--backend wgpu".into()),
@@ -280,10 +277,23 @@ impl DeviceChoice {
     }
 }
 
-/// Every adapter wgpu reports on this machine (all graphics APIs), read once per process.
+/// The best real GPU: a discrete one before an integrated one.
+pub fn best_gpu(adapters: &[AdapterSummary]) -> Option<&AdapterSummary> {
+    let of_type = |t| adapters.iter().find(|a| a.device_type == t);
+    of_type(wgpu::DeviceType::DiscreteGpu).or_else(|| of_type(wgpu::DeviceType::IntegratedGpu))
+}
+
+/// The adapter a wgpu run opens: the best real GPU, else whatever adapter there is (a software one).
+pub fn wgpu_run_adapter(adapters: &[AdapterSummary]) -> Option<&AdapterSummary> {
+    best_gpu(adapters).or_else(|| adapters.first())
+}
+
+static WGPU_ADAPTERS: std::sync::OnceLock<Vec<AdapterSummary>> = std::sync::OnceLock::new();
+
+/// Every adapter wgpu reports on this machine (all graphics APIs), read once per process. The
+/// first call blocks while wgpu enumerates them (longer on a cold driver).
 pub fn wgpu_adapters() -> Vec<AdapterSummary> {
-    static ADAPTERS: std::sync::OnceLock<Vec<AdapterSummary>> = std::sync::OnceLock::new();
-    ADAPTERS
+    WGPU_ADAPTERS
         .get_or_init(|| {
             let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
             let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
@@ -296,6 +306,11 @@ pub fn wgpu_adapters() -> Vec<AdapterSummary> {
                 .collect()
         })
         .clone()
+}
+
+/// The adapters if they were already enumerated, without blocking (a UI says "detecting" meanwhile).
+pub fn known_wgpu_adapters() -> Option<&'static [AdapterSummary]> {
+    WGPU_ADAPTERS.get().map(Vec::as_slice)
 }
 
 impl ComputeDevice {

@@ -1,7 +1,6 @@
 //! The model foundation: run-time device and precision ([`device`]), checkpoint loading from
 //! real layouts ([`load`]) and the networks, starting with the T5 v1.1 text encoder ([`t5`]).
 
-pub mod adapter;
 pub mod attention;
 pub mod cogvideox;
 pub mod device;

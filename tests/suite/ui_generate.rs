@@ -419,14 +419,15 @@ fn an_opensora_folder_generates_from_the_studio() {
 #[test]
 fn the_panel_says_which_device_runs_and_defaults_to_the_best() {
     use tora_studio::app::Compute;
-    use tora_studio::model::adapter::default_adapter;
+    use tora_studio::model::device::{wgpu_adapters, wgpu_run_adapter};
     let data = tempfile::tempdir().unwrap();
     let mut h = studio(Scene::default(), data.path());
     assert_eq!(h.state().generate_form().compute, Compute::Auto, "a fresh studio picks the best device");
-    let gpu = default_adapter();
+    let adapters = wgpu_adapters();
+    let gpu = wgpu_run_adapter(&adapters);
     h.run_steps(2);
     let expected = match gpu {
-        Some(a) if a.is_hardware() => format!("runs on: GPU (f16) on {}", a.describe()),
+        Some(a) if a.is_real_gpu() => format!("runs on: GPU (f16) on {}", a.describe()),
         Some(a) => format!("runs on: CPU (f32); {} is not a hardware GPU", a.describe()),
         None => "runs on: CPU (f32); no GPU found".into(),
     };
