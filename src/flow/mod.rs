@@ -7,6 +7,7 @@
 //! The CPU path here is the reference the tests hold to the fixtures; [`gpu`] computes the same
 //! `video_flow` in WGSL compute shaders for the live studio overlay.
 
+pub mod atan2;
 pub mod buffer;
 pub mod colour;
 pub mod displacement;
