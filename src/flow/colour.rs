@@ -70,8 +70,13 @@ pub fn wheel_colour(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
 /// [`wheel_colour`] with the given `atan2(y, x)`.
 #[inline(always)]
 pub fn wheel_colour_with(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32, atan2: impl Fn(f32, f32) -> f32) -> [u8; 3] {
-    let norm = (u * u + v * v).sqrt();
-    let a = atan2(-v, -u) / std::f32::consts::PI;
+    shade(unit, (u * u + v * v).sqrt(), atan2(-v, -u))
+}
+
+/// The colour of a flow vector from its normalised length and its angle `atan2(-v, -u)`.
+#[inline(always)]
+fn shade(unit: &[[f32; 3]; WHEEL_LEN], norm: f32, angle: f32) -> [u8; 3] {
+    let a = angle / std::f32::consts::PI;
     let fk = (a + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
     let k0 = (floor(fk) as usize).min(WHEEL_LEN - 1);
     let k1 = if k0 + 1 == WHEEL_LEN { 0 } else { k0 + 1 };
@@ -86,13 +91,20 @@ pub fn wheel_colour_with(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32, atan2: im
     out
 }
 
-/// The colours `flow_to_image` may have given the flow vector `(dx, dy)` (of a clip normalised
-/// by `denom`), one per [`Atan2Variant`] torch may have used for it; zero flow is white.
-pub fn reference_colours(unit: &[[f32; 3]; WHEEL_LEN], denom: f32, dx: f32, dy: f32) -> [[u8; 3]; 3] {
+/// The colours torchvision's `flow_to_image` may have given the flow vector `(dx, dy)` of a
+/// clip normalised by `denom`: one per [`Atan2Variant`] torch may have used for it, each with
+/// the correctly rounded norm and with the norm one ULP either side (torch's CPU `sqrt` goes
+/// through MKL's `vsSqrt` where torch is built with MKL, which is not correctly rounded: it
+/// differs from IEEE's on 14% of inputs, by an ULP). Zero flow is white.
+pub fn reference_colours(unit: &[[f32; 3]; WHEEL_LEN], denom: f32, dx: f32, dy: f32) -> [[u8; 3]; 9] {
     if dx == 0.0 && dy == 0.0 {
-        return [[255; 3]; 3];
+        return [[255; 3]; 9];
     }
-    Atan2Variant::ALL.map(|variant| wheel_colour_with(unit, dx / denom, dy / denom, |y, x| variant.eval(y, x)))
+    let (u, v) = (dx / denom, dy / denom);
+    let norm = (u * u + v * v).sqrt();
+    let norms = [norm, f32::from_bits(norm.to_bits().saturating_sub(1)), f32::from_bits(norm.to_bits() + 1)];
+    let angles = Atan2Variant::ALL.map(|variant| variant.eval(-v, -u));
+    std::array::from_fn(|i| shade(unit, norms[i % 3], angles[i / 3]))
 }
 
 /// [`wheel_colour`] of `flow / denom` for a run of pixels, into the three colour planes.
