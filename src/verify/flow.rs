@@ -234,16 +234,14 @@ fn try_compare(case: &str, fx: &TensorFile, field: &MotionField) -> Result<Vec<C
 
     // Whole-frame colour sums for R and G (B carries the documented cut noise). Only the sums of
     // the reference's colours are stored, not its flow at every pixel, so each pixel's
-    // candidates are the colours of our flow and of our flow moved by the measured flow
-    // difference (twice it, at most the flow tolerance) towards each corner, with every atan2
-    // and sqrt variant and either max norm: the reference sum must lie between the smallest and the largest sum those allow
-    // (neighbouring candidates are a level apart, so every sum in between is reachable). Our
-    // colours must each be a candidate of our own flow.
+    // candidates are the colours of our flow with every atan2 and sqrt variant and either max
+    // norm: the reference sum must lie between the smallest and the largest sum those allow
+    // (neighbouring candidates are a level apart, so every sum in between is reachable). No
+    // room is made for OpenCV's flow noise moving a level: on the fixtures and on four cases
+    // generated with torch 2.15 it never did.
     let ref_sums = fx.i64("flow_rgb_frame_sum").map_err(e)?;
-    let noise = (2.0 * flow_err).min(flow_tol) as f32;
     let (n, w) = (size.pixels(), size.width);
     let (mut err_sum, mut err_ours, mut widest) = (0.0f64, 0.0f64, 0i64);
-    let corners = [(0.0, 0.0), (-noise, -noise), (-noise, noise), (noise, -noise), (noise, noise)];
     for (t, frame) in field.flow.frames.iter().enumerate() {
         let span_pixels: usize = frame.spans.iter().map(|s| s.len()).sum();
         let white = 255 * (n - span_pixels) as i64;
@@ -258,13 +256,11 @@ fn try_compare(case: &str, fx: &TensorFile, field: &MotionField) -> Result<Vec<C
                     err_ours = err_ours.max((got as f64 - want as f64).abs());
                 }
                 let (mut low, mut high) = ([255u8; 2], [0u8; 2]);
-                for (ex, ey) in corners {
-                    for d in [denom, ref_denom] {
-                        for v in reference_colours(&unit, d, dx + ex, dy + ey) {
-                            for c in 0..2 {
-                                low[c] = low[c].min(v[c]);
-                                high[c] = high[c].max(v[c]);
-                            }
+                for d in [denom, ref_denom] {
+                    for v in reference_colours(&unit, d, dx, dy) {
+                        for c in 0..2 {
+                            low[c] = low[c].min(v[c]);
+                            high[c] = high[c].max(v[c]);
                         }
                     }
                 }
@@ -283,7 +279,7 @@ fn try_compare(case: &str, fx: &TensorFile, field: &MotionField) -> Result<Vec<C
     }
     out.push(
         check("flow_rgb_rg_frame_sum", err_sum, 0.0)
-            .with_note(format!("outside the sums atan2f and flow noise {noise:.1e} allow (widest range {widest})")),
+            .with_note(format!("outside the sums torch's atan2f and sqrt allow (widest range {widest})")),
     );
     out.push(
         check("flow_rgb_formula", err_ours, 0.0)
