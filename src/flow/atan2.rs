@@ -168,6 +168,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::excessive_precision)] // SLEEF's constant as its source writes it
     fn the_scaling_threshold_is_sleefs() {
         assert_eq!(f32::from_bits(0x0020_0001), 2.938_737_278_354_183_094_7e-39_f32);
     }
