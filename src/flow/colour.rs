@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::atan2::{sleef_atan2f, Atan2Variant};
 use super::{buffer, ClipSize, FlowField};
 
 /// Entries per segment of the Middlebury colour wheel: RY, YG, GC, CB, BM, MR.
@@ -59,11 +60,23 @@ pub fn unit_wheel(wheel: &[[f32; 3]; WHEEL_LEN]) -> [[f32; 3]; WHEEL_LEN] {
 }
 
 /// Colour of one flow vector already divided by `max_norm + eps`, exactly as torchvision's
-/// `_normalized_flow_to_image` computes it in f32 (`unit` = [`unit_wheel`]).
+/// `_normalized_flow_to_image` computes it in f32 (`unit` = [`unit_wheel`]), with SLEEF's
+/// `atan2f` (the shared definition, see [`super::atan2`]).
 #[inline]
 pub fn wheel_colour(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
-    let norm = (u * u + v * v).sqrt();
-    let a = (-v).atan2(-u) / std::f32::consts::PI;
+    wheel_colour_with(unit, u, v, sleef_atan2f)
+}
+
+/// [`wheel_colour`] with the given `atan2(y, x)`.
+#[inline(always)]
+pub fn wheel_colour_with(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32, atan2: impl Fn(f32, f32) -> f32) -> [u8; 3] {
+    shade(unit, (u * u + v * v).sqrt(), atan2(-v, -u))
+}
+
+/// The colour of a flow vector from its normalised length and its angle `atan2(-v, -u)`.
+#[inline(always)]
+fn shade(unit: &[[f32; 3]; WHEEL_LEN], norm: f32, angle: f32) -> [u8; 3] {
+    let a = angle / std::f32::consts::PI;
     let fk = (a + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;
     let k0 = (floor(fk) as usize).min(WHEEL_LEN - 1);
     let k1 = if k0 + 1 == WHEEL_LEN { 0 } else { k0 + 1 };
@@ -78,13 +91,61 @@ pub fn wheel_colour(unit: &[[f32; 3]; WHEEL_LEN], u: f32, v: f32) -> [u8; 3] {
     out
 }
 
+/// The colours torchvision's `flow_to_image` may have given the flow vector `(dx, dy)` of a
+/// clip normalised by `denom`: one per [`Atan2Variant`] torch may have used for it, each with
+/// the correctly rounded norm and with the norm one ULP either side (torch's CPU `sqrt` goes
+/// through MKL's `vsSqrt` where torch is built with MKL, which is not correctly rounded: it
+/// differs from IEEE's on 14% of inputs, by an ULP). Zero flow is white.
+pub fn reference_colours(unit: &[[f32; 3]; WHEEL_LEN], denom: f32, dx: f32, dy: f32) -> [[u8; 3]; 9] {
+    if dx == 0.0 && dy == 0.0 {
+        return [[255; 3]; 9];
+    }
+    let (u, v) = (dx / denom, dy / denom);
+    let norm = (u * u + v * v).sqrt();
+    let norms = [norm, f32::from_bits(norm.to_bits().saturating_sub(1)), f32::from_bits(norm.to_bits() + 1)];
+    let angles = Atan2Variant::ALL.map(|variant| variant.eval(-v, -u));
+    std::array::from_fn(|i| shade(unit, norms[i % 3], angles[i / 3]))
+}
+
 /// [`wheel_colour`] of `flow / denom` for a run of pixels, into the three colour planes.
 ///
 /// The same operations in the same order, arranged in passes over small batches so that all
-/// but the table lookups and the libm `atan2f` calls run four lanes at a time (SSE2's division,
-/// square root, min/max and truncation are IEEE-exact, like the scalar ones). Zero flow needs no
-/// special case: its norm is 0, which gives white.
+/// but the table lookups run several lanes at a time (SSE2/AVX2 division, square root, min/max,
+/// truncation and FMA are IEEE-exact, like the scalar ones). On x86-64 CPUs with AVX2 and FMA
+/// (checked at run time) the batches are compiled for them, so SLEEF's fused multiply-adds are
+/// single instructions; elsewhere they are libm `fmaf` calls (same bits, slower). Zero flow
+/// needs no special case: its norm is 0, which gives white.
 pub fn colour_run(
+    unit: &[[f32; 3]; WHEEL_LEN],
+    denom: f32,
+    flow: &[[f32; 2]],
+    r: &mut [u8],
+    g: &mut [u8],
+    b: &mut [u8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for (just checked).
+        return unsafe { colour_run_avx2_fma(unit, denom, flow, r, g, b) };
+    }
+    colour_run_batched(unit, denom, flow, r, g, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn colour_run_avx2_fma(
+    unit: &[[f32; 3]; WHEEL_LEN],
+    denom: f32,
+    flow: &[[f32; 2]],
+    r: &mut [u8],
+    g: &mut [u8],
+    b: &mut [u8],
+) {
+    colour_run_batched(unit, denom, flow, r, g, b)
+}
+
+#[inline(always)]
+fn colour_run_batched(
     unit: &[[f32; 3]; WHEEL_LEN],
     denom: f32,
     flow: &[[f32; 2]],
@@ -107,7 +168,7 @@ pub fn colour_run(
             norm[i] = (u[i] * u[i] + v[i] * v[i]).sqrt();
         }
         for i in 0..n {
-            u[i] = (-v[i]).atan2(-u[i]) / std::f32::consts::PI; // u := a
+            u[i] = sleef_atan2f(-v[i], -u[i]) / std::f32::consts::PI; // u := a
         }
         for i in 0..n {
             let fk = (u[i] + 1.0) / 2.0 * (WHEEL_LEN - 1) as f32;

@@ -5,8 +5,10 @@
 //! `flow_to_image`, one max norm per clip) -> `video_flow = rgb / (255/2) - 1`.
 //!
 //! The CPU path here is the reference the tests hold to the fixtures; [`gpu`] computes the same
-//! `video_flow` in WGSL compute shaders for the live studio overlay.
+//! colours in a WGSL compute shader for the live studio overlay (bit for bit once read back).
+//! Both use one `atan2`, SLEEF's, as torch's vectorised CPU kernel does ([`atan2`]).
 
+pub mod atan2;
 pub mod buffer;
 pub mod colour;
 pub mod displacement;

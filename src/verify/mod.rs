@@ -2,6 +2,7 @@
 //! `PASS|FAIL kind case max_abs_err tolerance` report used by `tora-studio verify` and the tests.
 
 mod flow;
+pub use flow::FlowCase;
 mod opensora;
 pub mod opensora_vae;
 mod pipeline;

@@ -1,28 +1,17 @@
-//! The two compute pipelines (splat + max norm, colour) and their bind group layouts, built once
-//! per device so an edit only pays for uploads and dispatches.
+//! The colour compute pipeline and its bind group layout, built once per device so an edit only
+//! pays for uploads and dispatches.
 
 use super::GpuFlowError;
 
 const COMMON: &str = include_str!("../../../shaders/flow_common.wgsl");
-const SPLAT: &str = include_str!("../../../shaders/flow_splat.wgsl");
 const COLOUR: &str = include_str!("../../../shaders/flow_colour.wgsl");
 
-/// Threads per workgroup along x and y (`@workgroup_size(16, 16, 1)` in both shaders).
+/// Threads per workgroup along x and y (`@workgroup_size(16, 16, 1)` in the shader).
 pub const TILE: u32 = 16;
 
 pub struct Kernels {
-    /// f64 accumulation and f32-exact colour arithmetic (the device has SHADER_F64).
-    pub exact: bool,
-    pub splat_layout: wgpu::BindGroupLayout,
-    pub splat: wgpu::ComputePipeline,
     pub colour_layout: wgpu::BindGroupLayout,
     pub colour: wgpu::ComputePipeline,
-}
-
-/// The shader text with the precision alias the device supports.
-fn source(exact: bool, body: &str) -> String {
-    let wide = if exact { "f64" } else { "f32" };
-    format!("alias wide = {wide};\n{COMMON}\n{body}")
 }
 
 fn entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
@@ -59,30 +48,17 @@ fn pipeline(device: &wgpu::Device, name: &str, code: String, layout: &wgpu::Bind
 }
 
 impl Kernels {
-    /// Compiles both shaders; shader or layout errors come back as values, not panics.
+    /// Compiles the shader; shader or layout errors come back as values, not panics.
     pub fn new(device: &wgpu::Device) -> Result<Self, GpuFlowError> {
-        let exact = device.features().contains(wgpu::Features::SHADER_F64);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let splat_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("flow splat"),
-            entries: &[
-                entry(0, UNIFORM),
-                entry(1, READ),
-                entry(2, READ),
-                entry(3, READ),
-                entry(4, READ_WRITE),
-                entry(5, READ_WRITE),
-            ],
-        });
         let colour_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("flow colour"),
             entries: &[entry(0, UNIFORM), entry(1, READ), entry(2, READ), entry(3, READ), entry(4, READ_WRITE)],
         });
-        let splat = pipeline(device, "splat", source(exact, SPLAT), &splat_layout);
-        let colour = pipeline(device, "colour", source(exact, COLOUR), &colour_layout);
+        let colour = pipeline(device, "colour", format!("{COMMON}\n{COLOUR}"), &colour_layout);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuFlowError::Device(format!("building the flow shaders: {e}")));
         }
-        Ok(Kernels { exact, splat_layout, splat, colour_layout, colour })
+        Ok(Kernels { colour_layout, colour })
     }
 }

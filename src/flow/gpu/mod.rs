@@ -1,30 +1,32 @@
-//! The motion field on the GPU (wgpu compute shaders under `shaders/`).
+//! The motion field's colours on the GPU (wgpu compute shader `shaders/flow_colour.wgsl`).
 //!
 //! CONTRACT (stable API; the studio codes against it):
 //! - `GpuFlow::new()` opens a headless device; `GpuFlow::from_device` shares the studio's.
-//! - `motion_field` returns the same `MotionField` as the CPU path (read back).
+//! - `motion_field` returns the same `MotionField` as the CPU path, bit for bit (read back).
 //! - `compute_on_device` leaves the colours on the GPU as packed RGBA8 for live display.
 //!
-//! Design: the CPU builds the sparse splats (so bad input fails exactly as on the CPU path) and
-//! each splat's reflect-101 axis weights ([`tables`]); pass 1 (`flow_splat.wgsl`) sums them per
-//! pixel and takes the clip's max norm, pass 2 (`flow_colour.wgsl`) maps flow to colours. On a
-//! device with SHADER_F64 both passes reproduce the CPU path's arithmetic exactly; without it
-//! they run in f32 and the colours may differ by a level.
+//! Design: the flow itself is the CPU's (sparse displacement and the sparse Gaussian filter take
+//! a few milliseconds even at Tora's 49x480x720, and computing it on the CPU makes bad input fail
+//! exactly as on the CPU path and the flow identical by construction); it is uploaded in frame
+//! chunks and the shader maps it to colours. WGSL's division and square root are not correctly
+//! rounded and a device may fuse multiply-adds, so the shader marks the few pixels whose level it
+//! cannot guarantee (alpha 254) and `motion_field` recomputes those with the CPU formula.
 
 mod chunks;
 mod kernels;
 mod readback;
-mod tables;
 
 use std::sync::Mutex;
 
 use wgpu::util::DeviceExt;
 
-use super::colour::colour_wheel;
-use super::{sparse_displacement, ClipSize, FlowField, FlowRgb, MotionField, Support, TrackPoints};
+use super::colour::{colour_wheel, unit_wheel, wheel_colour};
+use super::{gaussian_filter, sparse_displacement, ClipSize, FlowField, FlowRgb, MotionField, TrackPoints};
 use chunks::ChunkPlan;
 use kernels::Kernels;
-use tables::SplatTables;
+
+/// Alpha of a colour the shader could not guarantee to be the CPU's (see the module docs).
+const UNSURE_ALPHA: u32 = 254;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuFlowError {
@@ -40,7 +42,8 @@ pub enum GpuFlowError {
 pub struct GpuMotionField {
     pub size: ClipSize,
     pub max_norm: f32,
-    /// `[T, H, W]` packed RGBA8 (`r | g << 8 | b << 16 | 255 << 24`), usage STORAGE | COPY_SRC.
+    /// `[T, H, W]` packed RGBA8 (`r | g << 8 | b << 16 | alpha << 24`), usage STORAGE | COPY_SRC.
+    /// Alpha is 255, or 254 where the colour may be a level off the CPU's (rare; invisible).
     pub rgba: wgpu::Buffer,
 }
 
@@ -52,14 +55,14 @@ pub struct GpuFlow {
     wheel: wgpu::Buffer,
     /// Per-chunk flow buffers of the last clip size, reused by the next edit.
     flow_scratch: Mutex<Vec<wgpu::Buffer>>,
+    /// How many pixels the last `motion_field` recomputed on the CPU.
+    recomputed: std::sync::atomic::AtomicUsize,
 }
 
 /// What a run leaves behind besides the colours.
 struct Run {
     field: GpuMotionField,
-    boxes: Vec<Vec<Support>>,
-    /// `[T, H, W, 2]` when the flow was read back.
-    flow: Option<Vec<f32>>,
+    flow: FlowField,
     /// `[T, H, W]` packed RGBA8 when the colours were read back.
     rgba: Option<Vec<u32>>,
 }
@@ -86,10 +89,9 @@ impl GpuFlow {
             ..Default::default()
         }))
         .map_err(|e| GpuFlowError::NoAdapter(e.to_string()))?;
-        // f64 makes the result exact; the adapter's own limits allow the largest bindings.
+        // The adapter's own limits allow the largest bindings.
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("tora-studio flow"),
-            required_features: adapter.features() & wgpu::Features::SHADER_F64,
             required_limits: adapter.limits(),
             ..Default::default()
         }))
@@ -109,7 +111,7 @@ impl GpuFlow {
             contents: bytemuck::cast_slice(&wheel),
             usage: wgpu::BufferUsages::STORAGE,
         });
-        GpuFlow { device, queue, kernels, wheel, flow_scratch: Mutex::new(Vec::new()) }
+        GpuFlow { device, queue, kernels, wheel, flow_scratch: Mutex::new(Vec::new()), recomputed: Default::default() }
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -120,35 +122,48 @@ impl GpuFlow {
         &self.queue
     }
 
-    /// Whether this device reproduces the CPU path exactly (it has SHADER_F64); otherwise the
-    /// colours may differ from the CPU's by one level.
+    /// Whether `motion_field` reproduces the CPU path exactly: always, on every device (the
+    /// colours the shader cannot guarantee are recomputed on the CPU).
     pub fn is_exact(&self) -> bool {
-        self.kernels.as_ref().is_ok_and(|k| k.exact)
+        self.kernels.is_ok()
     }
 
-    /// The whole flow procedure on the GPU, read back into the CPU types.
+    /// How many pixels the last [`GpuFlow::motion_field`] recomputed on the CPU because the
+    /// shader could not guarantee their level.
+    pub fn last_recomputed(&self) -> usize {
+        self.recomputed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The whole flow procedure, colours on the GPU, read back into the CPU types.
     pub fn motion_field(&self, tracks: Vec<TrackPoints>, size: ClipSize) -> Result<MotionField, GpuFlowError> {
         let run = self.run(&tracks, size, true)?;
-        let (Some(flow), Some(rgba)) = (run.flow, run.rgba) else {
+        let Some(rgba) = run.rgba else {
             return Err(GpuFlowError::Device("the readback is missing".into()));
         };
-        let n = size.pixels();
+        let (n, w) = (size.pixels(), size.width);
         let mut planes = vec![0u8; size.frames * 3 * n];
+        let unit = unit_wheel(&colour_wheel());
+        let denom = run.field.max_norm + f32::EPSILON;
+        let mut recomputed = 0;
         if n > 0 {
-            for (frame, colours) in planes.chunks_exact_mut(3 * n).zip(rgba.chunks_exact(n)) {
+            for (t, (frame, colours)) in planes.chunks_exact_mut(3 * n).zip(rgba.chunks_exact(n)).enumerate() {
                 for (i, &packed) in colours.iter().enumerate() {
-                    frame[i] = packed as u8;
-                    frame[n + i] = (packed >> 8) as u8;
-                    frame[2 * n + i] = (packed >> 16) as u8;
+                    let rgb = if packed >> 24 == UNSURE_ALPHA {
+                        recomputed += 1;
+                        let [dx, dy] = run.flow.at(t, i / w, i % w);
+                        wheel_colour(&unit, dx / denom, dy / denom)
+                    } else {
+                        [packed as u8, (packed >> 8) as u8, (packed >> 16) as u8]
+                    };
+                    frame[i] = rgb[0];
+                    frame[n + i] = rgb[1];
+                    frame[2 * n + i] = rgb[2];
                 }
             }
         }
+        self.recomputed.store(recomputed, std::sync::atomic::Ordering::Relaxed);
         let max_norm = run.field.max_norm;
-        Ok(MotionField {
-            points: tracks,
-            flow: FlowField::from_dense(size, &flow, run.boxes),
-            rgb: FlowRgb { size, data: planes, max_norm },
-        })
+        Ok(MotionField { points: tracks, flow: run.flow, rgb: FlowRgb { size, data: planes, max_norm } })
     }
 
     /// The flow colours of the whole clip, left on the GPU.
@@ -170,7 +185,7 @@ impl GpuFlow {
                     self.device.create_buffer(&wgpu::BufferDescriptor {
                         label: Some("flow chunk"), // [Tc, H, W, 2] f32
                         size: bytes,
-                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                         mapped_at_creation: false,
                     })
                 })
@@ -197,8 +212,8 @@ impl GpuFlow {
 
     fn run(&self, tracks: &[TrackPoints], size: ClipSize, read_back: bool) -> Result<Run, GpuFlowError> {
         let kernels = self.kernels()?;
-        let sparse = sparse_displacement(tracks, size)?;
-        let tables = SplatTables::build(&sparse, kernels.exact);
+        let flow_field = gaussian_filter(&sparse_displacement(tracks, size)?);
+        let max_norm = flow_field.max_norm();
         let plan = ChunkPlan::new(size, &self.device.limits()).map_err(GpuFlowError::Device)?;
         let device = &self.device;
 
@@ -212,23 +227,22 @@ impl GpuFlow {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let frames =
-            self.storage_init("flow frames", bytemuck::cast_slice(&tables.frames), wgpu::BufferUsages::empty());
-        let splats =
-            self.storage_init("flow splats", bytemuck::cast_slice(&tables.splats), wgpu::BufferUsages::empty());
-        let weights = self.storage_init("flow weights", &tables.weights, wgpu::BufferUsages::empty());
-        let max_norm = self.storage_init("flow max norm", &0u32.to_le_bytes(), wgpu::BufferUsages::COPY_SRC);
+        // The shader divides by exactly the CPU's `max_norm + eps`.
+        let denom = (max_norm + f32::EPSILON).to_bits();
+        let denom = self.storage_init("flow denominator", &denom.to_le_bytes(), wgpu::BufferUsages::empty());
 
         let mut scratch = self.flow_scratch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let flows = self.flow_buffers(&mut scratch, &plan);
 
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("flow") });
-        let mut colour_groups = Vec::with_capacity(plan.chunks.len());
         {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("flow splat"), timestamp_writes: None });
-            pass.set_pipeline(&kernels.splat);
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("flow colour"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&kernels.colour);
             for (chunk, flow) in plan.chunks.iter().zip(flows) {
+                self.queue.write_buffer(flow, 0, bytemuck::cast_slice(&dense_frames(&flow_field, chunk.clone())));
                 let binding = plan.rgba_binding(chunk);
                 let params = Params {
                     width: size.width as u32,
@@ -241,25 +255,13 @@ impl GpuFlow {
                     contents: bytemuck::bytes_of(&params),
                     usage: wgpu::BufferUsages::UNIFORM,
                 });
-                let splat_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("flow splat"),
-                    layout: &kernels.splat_layout,
-                    entries: &[
-                        wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 1, resource: frames.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 2, resource: splats.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 3, resource: weights.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 4, resource: flow.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 5, resource: max_norm.as_entire_binding() },
-                    ],
-                });
-                colour_groups.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("flow colour"),
                     layout: &kernels.colour_layout,
                     entries: &[
                         wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() },
                         wgpu::BindGroupEntry { binding: 1, resource: flow.as_entire_binding() },
-                        wgpu::BindGroupEntry { binding: 2, resource: max_norm.as_entire_binding() },
+                        wgpu::BindGroupEntry { binding: 2, resource: denom.as_entire_binding() },
                         wgpu::BindGroupEntry { binding: 3, resource: self.wheel.as_entire_binding() },
                         wgpu::BindGroupEntry {
                             binding: 4,
@@ -270,33 +272,14 @@ impl GpuFlow {
                             }),
                         },
                     ],
-                }));
-                pass.set_bind_group(0, &splat_group, &[]);
-                pass.dispatch_workgroups(plan.groups_xy[0], plan.groups_xy[1], chunk.len() as u32);
-            }
-        }
-        {
-            // A separate pass: every chunk's norms must be in before any colour.
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("flow colour"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&kernels.colour);
-            for (chunk, group) in plan.chunks.iter().zip(&colour_groups) {
-                pass.set_bind_group(0, group, &[]);
+                });
+                pass.set_bind_group(0, &group, &[]);
                 pass.dispatch_workgroups(plan.groups_xy[0], plan.groups_xy[1], chunk.len() as u32);
             }
         }
 
-        let max_staging = readback::staging(device, "flow max norm readback", 4);
-        encoder.copy_buffer_to_buffer(&max_norm, 0, &max_staging, 0, 4);
-        let mut staged = vec![max_staging];
+        let mut staged = Vec::new();
         if read_back {
-            for (chunk, flow) in plan.chunks.iter().zip(flows) {
-                let staging = readback::staging(device, "flow readback", plan.flow_bytes(chunk));
-                encoder.copy_buffer_to_buffer(flow, 0, &staging, 0, flow.size());
-                staged.push(staging);
-            }
             let staging = readback::staging(device, "flow rgba readback", rgba.size());
             encoder.copy_buffer_to_buffer(&rgba, 0, &staging, 0, rgba.size());
             staged.push(staging);
@@ -312,33 +295,28 @@ impl GpuFlow {
         if let Some(e) = validation.or(oom) {
             return Err(GpuFlowError::Device(e.to_string()));
         }
-        waited.map_err(|e| GpuFlowError::Device(format!("waiting for the flow shaders: {e}")))?;
+        waited.map_err(|e| GpuFlowError::Device(format!("waiting for the flow shader: {e}")))?;
         let mut bytes = readback::finish(&staged_refs, mapped)?.into_iter();
-
-        let max_bits = bytes.next().and_then(|b| le_u32s(&b).next()).unwrap_or(0);
-        let (flow, rgba_values) = if read_back {
-            let mut flow = Vec::with_capacity(size.frames * size.pixels() * 2);
-            for _ in &plan.chunks {
-                let chunk = bytes.next().unwrap_or_default();
-                flow.extend(le_u32s(&chunk).map(f32::from_bits));
-            }
-            let colours: Vec<u32> =
-                bytes.next().map(|b| le_u32s(&b).take(size.frames * size.pixels()).collect()).unwrap_or_default();
-            (Some(flow), Some(colours))
-        } else {
-            (None, None)
-        };
-        if flow.as_ref().is_some_and(|f| f.len() != size.frames * size.pixels() * 2) {
-            return Err(GpuFlowError::Device("the flow readback has the wrong length".into()));
-        }
+        let rgba_values: Option<Vec<u32>> =
+            bytes.next().map(|b| le_u32s(&b).take(size.frames * size.pixels()).collect());
         if rgba_values.as_ref().is_some_and(|c| c.len() != size.frames * size.pixels()) {
             return Err(GpuFlowError::Device("the colour readback has the wrong length".into()));
         }
-        Ok(Run {
-            field: GpuMotionField { size, max_norm: f32::from_bits(max_bits), rgba },
-            boxes: tables.boxes,
-            flow,
-            rgba: rgba_values,
-        })
+        Ok(Run { field: GpuMotionField { size, max_norm, rgba }, flow: flow_field, rgba: rgba_values })
     }
+}
+
+/// Frames `frames` of the flow as dense `[Tc, H, W, 2]` f32 (what a chunk's buffer holds).
+fn dense_frames(flow: &FlowField, frames: std::ops::Range<usize>) -> Vec<f32> {
+    let (h, w) = (flow.size.height, flow.size.width);
+    let mut dense = vec![0.0f32; frames.len() * h * w * 2];
+    for (k, frame) in flow.frames[frames].iter().enumerate() {
+        for span in &frame.spans {
+            let at = ((k * h + span.y) * w + span.x0) * 2;
+            for (d, v) in dense[at..at + span.len() * 2].chunks_exact_mut(2).zip(frame.span_values(span)) {
+                d.copy_from_slice(v);
+            }
+        }
+    }
+    dense
 }
