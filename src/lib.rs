@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod disk;
 pub mod export;
 pub mod flow;
 pub mod model;

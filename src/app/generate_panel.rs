@@ -185,6 +185,14 @@ impl StudioApp {
         self.generate.running()
     }
 
+    /// Replaces what runs a request on the worker (tests inject faults: a lost device, a failed allocation).
+    pub fn set_generation_runner(
+        &mut self,
+        runner: impl Fn(&GenerateRequest, &Reporter) -> Result<Generated, PipelineError> + Send + Sync + 'static,
+    ) {
+        self.generate.runner = Arc::new(runner);
+    }
+
     pub fn generation_stats(&self) -> &RunStats {
         &self.generate.stats
     }

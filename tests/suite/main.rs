@@ -8,6 +8,7 @@ mod common;
 
 mod cli_flow;
 mod export;
+mod faults;
 mod flow_gpu;
 mod flow_parity;
 mod opensora;
