@@ -11,6 +11,7 @@ mod export;
 mod faults;
 mod flow_gpu;
 mod flow_parity;
+mod fuzz;
 mod opensora;
 mod opensora_vae;
 mod pipeline;

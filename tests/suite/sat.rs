@@ -633,7 +633,12 @@ fn swapped_checkpoint_files_are_named_by_the_first_check() {
             continue; // one unindexed file: its keys are checked when loaded
         }
         std::fs::copy(&vae_weights, &shards[0]).unwrap();
-        let msg = check_error(&twin_copy);
+        // (check_model runs this after the size check, which this twin's fixed grid would fail first)
+        let source = tora_studio::model::cogvideox::ModelSource::open(&twin_copy).unwrap();
+        let msg = match source.check_checkpoint_files() {
+            Ok(()) => panic!("{}: a swapped shard passed the check", twin_copy.display()),
+            Err(e) => e.to_string(),
+        };
         assert!(msg.contains(&shards[0].display().to_string()), "{msg}");
     }
 }
