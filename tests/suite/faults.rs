@@ -278,3 +278,94 @@ fn a_run_cancelled_in_any_phase_stops_there_and_the_next_run_finishes() {
     let done = generate(&model, &settings, shape, conditioning(), &device, &mut noise, &Never, None).unwrap();
     assert_eq!(done.frames.frames.len(), 17, "the run after the cancels finishes");
 }
+
+/// The studio driven through scripted edits (default 10,000; `TORA_SOAK_EDITS` to change) with
+/// autosave on: a point dragged to a new place, twice, then undo and redo, in turn, through real
+/// pointer and key events. Resident memory after a warm-up and at the end must not grow beyond
+/// noise, and the undo history stays bounded. Long (minutes): run on demand with
+/// `cargo test --test suite faults::soak -- --ignored --nocapture`.
+#[test]
+#[ignore = "long-running soak; run on demand"]
+fn soak_ten_thousand_scripted_edits_with_autosave() {
+    use eframe::egui::{self, Event, Key, Modifiers, PointerButton};
+    use egui_kittest::Harness;
+    use tora_studio::app::Tool;
+    use tora_studio::pipeline::memory::current_rss_bytes;
+
+    let edits: usize = std::env::var("TORA_SOAK_EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let data = tempfile::tempdir().unwrap();
+    let mut app = StudioApp::new_for_test(scene_with(3), Some(data.path().to_path_buf()), None);
+    app.set_flow_overlay(false, 0.0);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .with_accessibility_check(false)
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run_steps(2);
+    h.state_mut().set_tool(Tool::Select);
+    let screen = |h: &Harness<StudioApp>, p: [f64; 2]| h.state().canvas_to_screen(p).expect("the canvas is drawn");
+    let drag_first_point_to = |h: &mut Harness<StudioApp>, to: [f64; 2]| {
+        let k = h.state().scene().tracks[0].points[0];
+        let (from, mid, to) =
+            (screen(h, [k.x, k.y]), screen(h, [(k.x + to[0]) / 2.0, (k.y + to[1]) / 2.0]), screen(h, to));
+        let press = |pos, pressed| Event::PointerButton {
+            pos,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        };
+        h.event(Event::PointerMoved(from));
+        h.event(press(from, true));
+        h.step();
+        h.event(Event::PointerMoved(mid));
+        h.event(Event::PointerMoved(to));
+        h.step();
+        h.event(press(to, false));
+        h.step();
+        h.step();
+    };
+    let key = |h: &mut Harness<StudioApp>, m: Modifiers, k: Key| {
+        h.key_press_modifiers(m, k);
+        h.step();
+        h.step();
+    };
+    let mut rss_start = None;
+    let started = std::time::Instant::now();
+    for i in 0..edits {
+        if i == edits / 10 {
+            rss_start = current_rss_bytes();
+        }
+        let at = [20.0 + (i * 7 % 200) as f64, 20.0 + (i * 13 % 200) as f64];
+        match i % 4 {
+            0 | 1 => drag_first_point_to(&mut h, at),
+            2 => key(&mut h, Modifiers::COMMAND, Key::Z),
+            _ => key(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::Z),
+        }
+    }
+    let rss_end = current_rss_bytes();
+    let seconds = started.elapsed().as_secs_f64();
+    let moved = h.state().scene().tracks[0].points[0];
+    assert!((moved.x, moved.y) != (10.0, 10.0), "the scripted drags never moved the point");
+
+    // Undo as far as it goes: bounded by the history's size, not by the number of edits.
+    let mut undos = 0;
+    loop {
+        let before = h.state().scene().clone();
+        key(&mut h, Modifiers::COMMAND, Key::Z);
+        if h.state().scene() == &before || undos > 1000 {
+            break;
+        }
+        undos += 1;
+    }
+    let autosaved = project::load(&data.path().join("autosave.json")).expect("the autosave parses");
+    println!(
+        "soak: {edits} edits in {seconds:.0} s; RSS after warm-up {:?} MiB, at the end {:?} MiB; {undos} undo steps; \
+         the autosave holds {} tracks",
+        rss_start.map(|b| b >> 20),
+        rss_end.map(|b| b >> 20),
+        autosaved.tracks.len()
+    );
+    assert!(undos > 0 && undos <= 200, "{undos} undo steps: the history is unbounded or recorded nothing");
+    if let (Some(a), Some(b)) = (rss_start, rss_end) {
+        assert!(b < a + (64 << 20), "resident memory grew from {} to {} MiB", a >> 20, b >> 20);
+    }
+}
