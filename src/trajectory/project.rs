@@ -88,8 +88,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrajectoryError
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        // The rename itself reaches the disk only with its folder: without this a power cut
-        // could leave neither name.
+        // The rename is durable only once its folder is: without this, a power cut right after
+        // a save reported success could bring the old file back.
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
