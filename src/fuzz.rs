@@ -226,7 +226,9 @@ pub fn mutate(input: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
                 let digits: Vec<usize> = (0..len).filter(|&i| out[i].is_ascii_digit()).collect();
                 if !digits.is_empty() {
                     let i = digits[rng.below(digits.len())];
-                    let with: &[u8] = [&b"9999999999"[..], b"-1", b"0", b"1e308", b"4294967296"][rng.below(5)];
+                    const NUMBERS: [&[u8]; 7] =
+                        [b"9999999999", b"-1", b"0", b"1e308", b"4294967296", b"400000000", b"65536"];
+                    let with = NUMBERS[rng.below(NUMBERS.len())];
                     out.splice(i..i + 1, with.iter().copied());
                 }
             }
