@@ -6,8 +6,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod disk;
 pub mod export;
 pub mod flow;
+pub mod fuzz;
 pub mod model;
 pub mod pipeline;
 pub mod sampling;

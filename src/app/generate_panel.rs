@@ -248,7 +248,8 @@ impl StudioApp {
         self.generate.preview.len()
     }
 
-    /// Replaces what runs a request (tests and scripts: a scripted run with known progress).
+    /// Replaces what runs a request on the worker (tests and scripts: a scripted run with known
+    /// progress, injected faults such as a lost device or a failed allocation).
     pub fn set_generation_runner(&mut self, runner: Runner) {
         self.generate.runner = runner;
     }

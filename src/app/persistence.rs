@@ -164,6 +164,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_fails_the_autosave_with_a_message_keeps_the_last_one_and_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (Scene { frames: 33, ..Scene::default() }, Scene { frames: 41, ..Scene::default() });
+        let mut p = Persistence::new(Some(dir.path().to_path_buf()));
+        p.start_session();
+        assert_eq!(p.autosave_if_due(&first, 10.0), Ok(true));
+        let full = crate::disk::simulate_full(dir.path(), 50);
+        let err = p.autosave_if_due(&second, 20.0).unwrap_err();
+        assert!(err.starts_with("autosave failed") && err.contains("No space left on device"), "{err}");
+        assert!(err.contains(AUTOSAVE_FILE), "{err}");
+        drop(full);
+        // A crash now would restore the last good autosave.
+        let recovered = Persistence::new(Some(dir.path().to_path_buf())).start_session().0.map(|r| r.scene);
+        assert_eq!(recovered, Some(first));
+        // With space again, the next due autosave writes the change that failed.
+        assert_eq!(p.autosave_if_due(&second, 30.0), Ok(true));
+        assert_eq!(project::load(&dir.path().join(AUTOSAVE_FILE)).unwrap(), second);
+    }
+
+    #[test]
     fn a_corrupt_autosave_is_set_aside_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(LOCK_FILE), "1").unwrap();

@@ -1,4 +1,8 @@
+use std::io::{BufWriter, Write};
 use std::path::Path;
+
+use image::codecs::png::PngEncoder;
+use image::ImageEncoder;
 
 use super::{ExportError, RgbFrames};
 
@@ -8,8 +12,12 @@ pub fn write_png_sequence(dir: &Path, clip: &RgbFrames, prefix: &str) -> Result<
     std::fs::create_dir_all(dir).map_err(|source| ExportError::Io { path: dir.into(), source })?;
     for (i, frame) in clip.frames.iter().enumerate() {
         let path = dir.join(format!("{prefix}_{i:04}.png"));
-        image::save_buffer(&path, frame, clip.width, clip.height, image::ExtendedColorType::Rgb8)
+        let file = crate::disk::create(&path).map_err(|source| ExportError::Io { path: path.clone(), source })?;
+        let mut out = BufWriter::new(file);
+        PngEncoder::new(&mut out)
+            .write_image(frame, clip.width, clip.height, image::ExtendedColorType::Rgb8)
             .map_err(|e| ExportError::Png { path: path.clone(), reason: e.to_string() })?;
+        out.flush().map_err(|source| ExportError::Io { path: path.clone(), source })?;
     }
     Ok(())
 }

@@ -118,10 +118,24 @@ impl Ffmpeg {
         self.version().is_ok()
     }
 
-    /// Encodes the clip to `path` in `format` at the clip's fps (an existing file is replaced).
+    /// Encodes the clip to `path` in `format` at the clip's fps. ffmpeg writes a temporary file
+    /// beside `path` that replaces it only once encoding succeeded: when ffmpeg fails midway (a
+    /// full disk, a crash) no half-written video is left, and an earlier file at `path` survives.
     pub fn write_video(&self, path: &Path, clip: &RgbFrames, format: VideoFormat) -> Result<(), ExportError> {
         clip.validate()?;
         self.version()?;
+        let partial = partial_path(path, format);
+        let encoded = self.encode(&partial, path, clip, format).and_then(|()| {
+            std::fs::rename(&partial, path).map_err(|source| ExportError::Io { path: path.into(), source })
+        });
+        if encoded.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        encoded
+    }
+
+    /// Runs ffmpeg writing `out`; errors name `path`, the file the user asked for.
+    fn encode(&self, out: &Path, path: &Path, clip: &RgbFrames, format: VideoFormat) -> Result<(), ExportError> {
         let fail = |reason: String| ExportError::Ffmpeg { path: path.into(), reason };
         let mut cmd = FfmpegCommand::new_with_path(&self.program);
         cmd.hide_banner()
@@ -131,7 +145,7 @@ impl Ffmpeg {
             .input("-")
             .args(format.codec_args())
             .overwrite()
-            .output(path);
+            .output(out);
         let mut child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => self.missing(),
             _ => fail(e.to_string()),
@@ -165,6 +179,13 @@ impl Ffmpeg {
         }
         Ok(())
     }
+}
+
+/// The temporary file an encode writes: hidden, beside `path`, keeping the extension ffmpeg
+/// picks the container from.
+fn partial_path(path: &Path, format: VideoFormat) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.partial.{}", std::process::id(), format.extension()))
 }
 
 /// Whether `ffmpeg` is on PATH.

@@ -74,9 +74,19 @@ impl TakeStore {
         }
     }
 
-    /// Stores frames and metadata; returns the stored info.
+    /// Stores frames and metadata; returns the stored info. On failure (e.g. a full disk) the
+    /// partial take is removed: it was never listed, and its frames would only hold the space.
     pub fn save(&self, info: TakeInfo, frames: &RgbFrames) -> Result<TakeInfo, TakeError> {
         let dir = self.dir_of(&info.id);
+        let saved = self.write_take(&dir, info, frames);
+        if saved.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        saved
+    }
+
+    fn write_take(&self, dir: &Path, info: TakeInfo, frames: &RgbFrames) -> Result<TakeInfo, TakeError> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| TakeError::Io { path: dir.clone(), reason: e.to_string() })?;
         write_png_sequence(&dir, frames, FRAME_PREFIX)
             .map_err(|e| TakeError::Io { path: dir.clone(), reason: e.to_string() })?;

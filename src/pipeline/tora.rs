@@ -74,7 +74,8 @@ pub fn limits(config: &TransformerConfig) -> ModelLimits {
     }
 }
 
-/// Checks a request against the model folder's transformer config before anything is loaded.
+/// Checks a request against the model folder's transformer config, and that its checkpoint files
+/// are what they should be, before anything is loaded.
 pub fn check_model(model_dir: &Path, shape: &ClipShape, has_image: bool) -> Result<TransformerConfig, PipelineError> {
     check_source(&ModelSource::open(model_dir)?, shape, has_image)
 }
@@ -82,6 +83,8 @@ pub fn check_model(model_dir: &Path, shape: &ClipShape, has_image: bool) -> Resu
 fn check_source(source: &ModelSource, shape: &ClipShape, has_image: bool) -> Result<TransformerConfig, PipelineError> {
     let config = source.transformer_config()?;
     limits(&config).check(shape.width as u32, shape.height as u32, shape.frames as u32, has_image)?;
+    // A wrong checkpoint file is named now, not minutes later when its phase loads it.
+    source.check_checkpoint_files()?;
     Ok(config)
 }
 

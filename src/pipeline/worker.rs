@@ -146,6 +146,11 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         format!(
             "the device ran out of memory ({text}); try a smaller size or fewer frames, f16 on the GPU, or the CPU backend"
         )
+    } else if lower.contains("device lost") || lower.contains("devicelost") || lower.contains("device was lost") {
+        format!(
+            "the GPU device was lost ({text}: a driver reset or a removed GPU); run again, or choose the CPU \
+             backend if it keeps happening"
+        )
     } else {
         format!("internal error: {text}")
     }

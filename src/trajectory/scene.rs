@@ -128,6 +128,11 @@ fn yes() -> bool {
 }
 
 /// Colours handed to new tracks in turn.
+/// The largest frame count a scene may have (20 minutes at 8 fps; Tora makes 49).
+pub const MAX_FRAMES: u32 = 10_000;
+/// The largest width or height of a scene, as for background images.
+pub const MAX_SIDE: u32 = 8192;
+
 pub const TRACK_PALETTE: [[u8; 3]; 8] = [
     [230, 57, 70],
     [42, 157, 143],
@@ -205,6 +210,20 @@ impl Scene {
             return Err(TrajectoryError::InvalidScene(format!(
                 "size {}x{} has a zero side; use e.g. 720x480",
                 self.width, self.height
+            )));
+        }
+        // Every consumer allocates per frame and per pixel: a file claiming 4e9 frames must be
+        // refused here, not by the allocator (Tora makes 49 frames at 720x480).
+        if self.width > MAX_SIDE || self.height > MAX_SIDE {
+            return Err(TrajectoryError::InvalidScene(format!(
+                "size {}x{}: at most {MAX_SIDE} pixels a side",
+                self.width, self.height
+            )));
+        }
+        if self.frames > MAX_FRAMES {
+            return Err(TrajectoryError::InvalidScene(format!(
+                "{} frames: at most {MAX_FRAMES} frames per clip",
+                self.frames
             )));
         }
         if self.frames < 2 {

@@ -549,3 +549,96 @@ fn crafted_views_shared_storages_and_compressed_entries_read_right() {
     let err = fails(Checkpoint::open_pt(&p4, Some("state_dict")));
     assert!(err.to_string().contains("'x'"), "{err}");
 }
+
+/// Copies `from` to `to`, recursively.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// What `generate` checks before loading anything, on a copied model folder.
+fn check_error(model: &Path) -> String {
+    use tora_studio::pipeline::tora::{check_model, ClipShape};
+    let shape = ClipShape { width: 64, height: 48, frames: 17, fps: 8.0 };
+    match check_model(model, &shape, true) {
+        Ok(_) => panic!("{}: the model check passed, but a file is wrong", model.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A checkpoint file replaced by another model's file is named, with what is wrong with it, by the
+/// check `generate` runs before loading anything; never a neighbouring file that happens to load
+/// first. Also: a SAT tree copied away from the diffusers twin its group count comes from names
+/// its yaml, and a diffusers folder with a swapped shard names the shard's index.
+#[test]
+fn swapped_checkpoint_files_are_named_by_the_first_check() {
+    for dir in sat_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sat_copy = tmp.path().join("sat");
+        copy_tree(&dir, &sat_copy);
+        if let Some(twin) = SatTree::find(&dir).unwrap().diffusers_twin() {
+            copy_tree(&twin, &tmp.path().join(twin.file_name().unwrap()));
+        }
+        let tree = SatTree::find(&sat_copy).unwrap();
+        let (transformer, vae) = (tree.transformer_file().unwrap(), tree.vae_file().unwrap());
+        let (transformer_bytes, vae_bytes) = (std::fs::read(&transformer).unwrap(), std::fs::read(&vae).unwrap());
+
+        // Tora's transformer replaced by the VAE's torch file.
+        std::fs::write(&transformer, &vae_bytes).unwrap();
+        let msg = check_error(&sat_copy);
+        assert!(msg.starts_with(&transformer.display().to_string()), "{msg}");
+        assert!(msg.contains("'module'") && msg.contains("'state_dict'"), "{msg}");
+        assert!(!msg.contains("3d-vae.pt"), "names the VAE file, which is not the wrong one: {msg}");
+
+        // The VAE replaced by the transformer's file.
+        std::fs::write(&transformer, &transformer_bytes).unwrap();
+        std::fs::write(&vae, &transformer_bytes).unwrap();
+        let msg = check_error(&sat_copy);
+        assert!(msg.starts_with(&vae.display().to_string()), "{msg}");
+        assert!(msg.contains("'state_dict'") && msg.contains("'module'"), "{msg}");
+        std::fs::write(&vae, &vae_bytes).unwrap();
+
+        // Without its twin, a tree whose channels SAT's 32 groups do not divide names its yaml.
+        let lone = tempfile::tempdir().unwrap();
+        copy_tree(&dir, lone.path());
+        let yaml = SatTree::find(lone.path()).unwrap().yaml.unwrap();
+        let shape = tora_studio::pipeline::tora::ClipShape { width: 64, height: 48, frames: 17, fps: 8.0 };
+        if let Err(e) = tora_studio::pipeline::tora::check_model(lone.path(), &shape, true) {
+            let msg = e.to_string();
+            assert!(msg.starts_with(&yaml.display().to_string()), "{msg}");
+            assert!(msg.contains("norm_num_groups") && msg.contains("manifest.json"), "{msg}");
+        }
+
+        // A diffusers folder: the transformer's first shard replaced by the VAE's weights.
+        let Some(twin) = SatTree::find(&dir).unwrap().diffusers_twin() else { continue };
+        let twin_copy = tmp.path().join(twin.file_name().unwrap());
+        let shards: Vec<PathBuf> = verify::walk_files(&twin_copy.join("transformer"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        let vae_weights = verify::walk_files(&twin_copy.join("vae"))
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .unwrap();
+        let mut shards = shards;
+        shards.sort();
+        if shards.len() < 2 {
+            continue; // one unindexed file: its keys are checked when loaded
+        }
+        std::fs::copy(&vae_weights, &shards[0]).unwrap();
+        // (check_model runs this after the size check, which this twin's fixed grid would fail first)
+        let source = tora_studio::model::cogvideox::ModelSource::open(&twin_copy).unwrap();
+        let msg = match source.check_checkpoint_files() {
+            Ok(()) => panic!("{}: a swapped shard passed the check", twin_copy.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(msg.contains(&shards[0].display().to_string()), "{msg}");
+    }
+}

@@ -441,3 +441,52 @@ fn the_panel_says_which_device_runs_and_defaults_to_the_best() {
     let again = StudioApp::new_for_test(Scene::default(), Some(data.path().to_path_buf()), None);
     assert_eq!(again.generate_form().compute, Compute::Cpu);
 }
+
+/// A device lost and an allocation failing midway through runs (injected where the worker runs the
+/// pipeline): each is reported as such, the form and scene stay, no take is kept, and the next
+/// run, on the real pipeline, finishes and is kept.
+#[test]
+fn a_lost_device_or_failed_allocation_is_reported_and_the_next_run_works() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some((model, scene)) = fixture(false) else { return };
+    let data = tempfile::tempdir().unwrap();
+    let mut h = studio(scene.clone(), data.path());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    use tora_studio::pipeline::{GenerateRequest, Reporter};
+    let runner: tora_studio::app::Runner =
+        Arc::new(move |request: &GenerateRequest, reporter: &Reporter| match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => panic!("wgpu error: Validation Error: Parent device is lost (DeviceLost)"),
+            1 => panic!("memory allocation of 4294967296 bytes failed"),
+            _ => tora_studio::pipeline::run::run_request(request, reporter),
+        });
+    h.state_mut().set_generation_runner(runner);
+    h.state_mut().generate_form_mut().model_dir = model.display().to_string();
+    h.state_mut().generate_form_mut().settings.prompt = "a red ball".into();
+    h.state_mut().generate_form_mut().settings.steps = 2;
+    pump_until(&mut h, "the fixture scan", Duration::from_secs(30), |a| {
+        a.model_report().is_some_and(|r| r.dir == model && r.usable())
+    });
+    for expected in ["GPU device was lost", "ran out of memory"] {
+        click(&mut h, "Generate video");
+        pump_until(&mut h, "the failing run", Duration::from_secs(60), |a| !a.generation_running());
+        let Some(Outcome::Failed(message)) = h.state().generation_outcome().cloned() else {
+            panic!("expected a failure, got {:?}", h.state().generation_outcome());
+        };
+        assert!(message.contains(expected), "{message}");
+        assert!(last_error(h.state()).contains("Generation failed"), "{}", last_error(h.state()));
+        assert!(h.state().takes().is_empty(), "a failed run keeps nothing");
+        assert_eq!(h.state().scene(), &scene, "the scene is untouched");
+        assert_eq!(h.state().generate_form().settings.prompt, "a red ball");
+    }
+    click(&mut h, "Generate video");
+    pump_until(&mut h, "the run after the failures", Duration::from_secs(600), |a| !a.generation_running());
+    assert!(
+        matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
+        "{:?}; notices {:?}",
+        h.state().generation_outcome(),
+        h.state().notices()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use super::vae::{AutoencoderKLCogVideoX, VaeConfig};
 use super::{ToraTransformer3D, TransformerConfig};
-use crate::model::load::model_folder::SatTree;
+use crate::model::load::model_folder::{SatTree, SAT_VAE_NORM_GROUPS};
 use crate::model::load::sat::{self, SatSemantics};
-use crate::model::load::{read_config, ComponentDir, LoadError};
+use crate::model::load::{read_config, Checkpoint, ComponentDir, LoadError};
 use crate::model::t5::T5TextEncoder;
 use crate::model::ComputeDevice;
 use crate::sampling::{SamplingError, SchedulerConfig};
@@ -74,6 +74,25 @@ impl ModelSource {
         Ok(config)
     }
 
+    /// Opens the checkpoints' headers (no tensor data) so that a wrong or broken file is named
+    /// before any model loads (and the SAT VAE config, which a lone tree may not be able to give): for a SAT tree, the transformer must hold `{"module": ...}` and the
+    /// VAE `{"state_dict": ...}` (a swapped file fails here, naming itself and its top-level keys).
+    /// For a diffusers folder, the transformer's and VAE's shards must match their index.
+    pub fn check_checkpoint_files(&self) -> Result<(), LoadError> {
+        match self {
+            ModelSource::Sat { tree, .. } => {
+                self.vae_config()?;
+                sat::open_sat_transformer(&tree.transformer_file()?)?;
+                sat::open_sat_vae(&tree.vae_file()?)?;
+            }
+            ModelSource::Diffusers { root } => {
+                Checkpoint::open_dir(&ComponentDir::find(root, "transformer", TRANSFORMER_CLASSES)?.dir)?;
+                Checkpoint::open_dir(&ComponentDir::find(root, "vae", &["AutoencoderKLCogVideoX"])?.dir)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The transformer with Tora's trajectory extractor and fusers, every key checked.
     pub fn load_transformer(
         &self,
@@ -103,8 +122,23 @@ impl ModelSource {
                     let v: serde_json::Value = read_config(&twin.join("vae").join("config.json")).ok()?;
                     v.get("norm_num_groups")?.as_u64()
                 });
-                serde_json::from_value(yaml.vae_config(groups)?)
-                    .map_err(|e| LoadError::Config { path: yaml.path.clone(), reason: e.to_string() })
+                let config: VaeConfig = serde_json::from_value(yaml.vae_config(groups)?)
+                    .map_err(|e| LoadError::Config { path: yaml.path.clone(), reason: e.to_string() })?;
+                // The config is the yaml's (never the checkpoint's): a config fault names the yaml,
+                // and the group count, which no yaml field holds, says where it came from.
+                config.validate().map_err(|reason| {
+                    let whence = match groups {
+                        Some(_) => " (norm_num_groups from the diffusers twin named by manifest.json)".to_string(),
+                        None => format!(
+                            "; SAT's VAE hard-codes {SAT_VAE_NORM_GROUPS} GroupNorm groups and the yaml cannot say \
+                             otherwise. A tree converted from a diffusers folder takes norm_num_groups from that \
+                             folder: keep it beside {} under the name manifest.json's 'source' gives",
+                            tree.root.display()
+                        ),
+                    };
+                    LoadError::Config { path: yaml.path.clone(), reason: format!("{reason}{whence}") }
+                })?;
+                Ok(config)
             }
         }
     }

@@ -221,9 +221,19 @@ fn entry_bytes(file: &[u8], data: &ZipData) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Inflates a raw-deflate zip entry of known size.
+/// Deflate's densest output: a 258-byte match per (at best) 2 bits, i.e. at most 1032 bytes per input byte.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// Inflates a raw-deflate zip entry of known size. The size the zip declares is checked against
+/// what its compressed bytes can possibly hold before anything is allocated for it.
 pub(crate) fn inflate(compressed: &[u8], len: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
+    if len > compressed.len().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(64) {
+        return Err(format!(
+            "a compressed entry of {} bytes claims to inflate to {len} bytes, more than deflate can produce",
+            compressed.len()
+        ));
+    }
     let mut out = Vec::with_capacity(len);
     flate2::read::DeflateDecoder::new(compressed)
         .take(len as u64 + 1)
