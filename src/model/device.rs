@@ -237,9 +237,10 @@ impl DeviceChoice {
         let best_gpu = best_gpu(adapters).cloned();
         let skipped = || {
             let others: Vec<String> = adapters.iter().map(AdapterSummary::describe).collect();
-            match others.is_empty() {
-                true => String::new(),
-                false => format!(" (skipped: {})", others.join(", ")),
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (skipped: {})", others.join(", "))
             }
         };
         let any_adapter = || wgpu_run_adapter(adapters).cloned();
@@ -375,9 +376,9 @@ mod tests {
     #[test]
     fn what_the_user_names_wins() {
         let dgpu = adapter("RTX 4090", DeviceType::DiscreteGpu);
-        let c = DeviceChoice::choose(&[dgpu.clone()], Some(Backend::Cpu), None);
+        let c = DeviceChoice::choose(std::slice::from_ref(&dgpu), Some(Backend::Cpu), None);
         assert_eq!((c.backend, c.precision), (Backend::Cpu, Precision::F32));
-        let c = DeviceChoice::choose(&[dgpu.clone()], None, Some(Precision::F32));
+        let c = DeviceChoice::choose(std::slice::from_ref(&dgpu), None, Some(Precision::F32));
         assert_eq!((c.backend, c.precision), (Backend::Wgpu, Precision::F32));
         let c = DeviceChoice::choose(&[dgpu], Some(Backend::Wgpu), None);
         assert_eq!((c.backend, c.precision), (Backend::Wgpu, Precision::F16));

@@ -227,11 +227,10 @@ pub fn generate(
         // The TE's maps depend on the flow alone: computed once, at batch 1, for both CFG halves
         // of every step that takes the motion.
         let motion_steps = (0..total).any(|i| settings.motion.active_at(i, total));
-        let features = match motion_steps {
-            true => {
-                Some(model.motion_features(flow_latent.clone()).map_err(|e| PipelineError::Runtime(e.to_string()))?)
-            }
-            false => None,
+        let features = if motion_steps {
+            Some(model.motion_features(flow_latent.clone()).map_err(|e| PipelineError::Runtime(e.to_string()))?)
+        } else {
+            None
         };
         let [_, c, lt, lh, lw] = flow_latent.dims();
         let z0 = device.float_tensor::<5>(TensorData::new(draw(&[1, c, lt, lh, lw]), [1, c, lt, lh, lw]));
