@@ -88,6 +88,7 @@ fn take_info(store: &TakeStore, frames: usize) -> TakeInfo {
         frame_count: frames,
         fps: 8.0,
         seconds: 1.0,
+        batch: None,
     }
 }
 
