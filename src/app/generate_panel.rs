@@ -589,8 +589,14 @@ impl StudioApp {
                 }
             });
         }
+        // Counted, not expanded: a camera grid is many tracks, but the user placed one layer.
+        let regions = match self.scene.regions.len() {
+            0 => String::new(),
+            n => format!(", {n} region(s)"),
+        };
+        let camera = if self.scene.camera.is_some() { ", a camera layer" } else { "" };
         ui.weak(format!(
-            "output {}x{}, {} frames at {} fps, {} track(s) (set in the Clip tab)",
+            "output {}x{}, {} frames at {} fps, {} track(s){regions}{camera} (set in the Clip tab)",
             self.scene.width,
             self.scene.height,
             self.scene.frames,
