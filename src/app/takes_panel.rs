@@ -141,6 +141,30 @@ pub struct Takes {
 }
 
 impl Takes {
+    /// Moves the shared playback frame with the clock (every take shown plays in sync).
+    fn advance_playback(&mut self, ctx: &egui::Context, fps: f32, frames: usize) {
+        if self.playing {
+            let now = ctx.input(|i| i.time);
+            self.frame = (now * f64::from(fps)) as usize % frames;
+            ctx.request_repaint_after(std::time::Duration::from_secs_f64(0.5 / f64::from(fps)));
+        }
+    }
+
+    /// Play/Pause and the frame slider of a window showing takes in sync.
+    fn playback_controls(&mut self, ui: &mut egui::Ui, frames: usize) {
+        ui.horizontal(|ui| {
+            let label = if self.playing { "Pause" } else { "Play" };
+            if ui.button(label).clicked() {
+                self.playing = !self.playing;
+            }
+            let mut f = self.frame;
+            if ui.add(egui::Slider::new(&mut f, 0..=frames - 1).text("frame")).changed() {
+                self.playing = false;
+                self.frame = f;
+            }
+        });
+    }
+
     /// Takes kept under `root` (None: no history).
     pub fn new(root: Option<PathBuf>) -> Self {
         Takes {
@@ -466,23 +490,9 @@ impl StudioApp {
         let ids = self.takes.picked.clone();
         let fps = ids.iter().filter_map(|id| self.takes.info(id)).map(|t| t.fps).fold(1.0f32, f32::max);
         let frames = ids.iter().filter_map(|id| self.takes.info(id)).map(|t| t.frame_count).max().unwrap_or(1).max(1);
-        if self.takes.playing {
-            let now = ctx.input(|i| i.time);
-            self.takes.frame = (now * f64::from(fps)) as usize % frames;
-            ctx.request_repaint_after(std::time::Duration::from_secs_f64(0.5 / f64::from(fps)));
-        }
+        self.takes.advance_playback(ctx, fps, frames);
         egui::Window::new("Compare takes").open(&mut open).default_width(760.0).show(ctx, |ui| {
-            ui.horizontal(|ui| {
-                let label = if self.takes.playing { "Pause" } else { "Play" };
-                if ui.button(label).clicked() {
-                    self.takes.playing = !self.takes.playing;
-                }
-                let mut f = self.takes.frame;
-                if ui.add(egui::Slider::new(&mut f, 0..=frames - 1).text("frame")).changed() {
-                    self.takes.playing = false;
-                    self.takes.frame = f;
-                }
-            });
+            self.takes.playback_controls(ui, frames);
             let width = ((ui.available_width() - 12.0) / 2.0).max(64.0);
             ui.horizontal_top(|ui| {
                 for id in &ids {
@@ -520,26 +530,12 @@ impl StudioApp {
         }
         let fps = takes.iter().map(|t| t.fps).fold(1.0f32, f32::max);
         let frames = takes.iter().map(|t| t.frame_count).max().unwrap_or(1).max(1);
-        if self.takes.playing {
-            let now = ctx.input(|i| i.time);
-            self.takes.frame = (now * f64::from(fps)) as usize % frames;
-            ctx.request_repaint_after(std::time::Duration::from_secs_f64(0.5 / f64::from(fps)));
-        }
+        self.takes.advance_playback(ctx, fps, frames);
         let columns = (takes.len() as f64).sqrt().ceil().max(1.0) as usize;
         let mut open = true;
         let mut chosen = None;
         egui::Window::new(format!("Variants of {batch}")).open(&mut open).default_width(900.0).show(ctx, |ui| {
-            ui.horizontal(|ui| {
-                let label = if self.takes.playing { "Pause" } else { "Play" };
-                if ui.button(label).clicked() {
-                    self.takes.playing = !self.takes.playing;
-                }
-                let mut f = self.takes.frame;
-                if ui.add(egui::Slider::new(&mut f, 0..=frames - 1).text("frame")).changed() {
-                    self.takes.playing = false;
-                    self.takes.frame = f;
-                }
-            });
+            self.takes.playback_controls(ui, frames);
             let spacing = ui.spacing().item_spacing.x;
             let width = ((ui.available_width() - spacing * (columns - 1) as f32) / columns as f32).max(64.0);
             egui::ScrollArea::vertical().show(ui, |ui| {
