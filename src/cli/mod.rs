@@ -1,6 +1,7 @@
 //! The command line: every headless job of the studio. No subcommand opens the studio.
 
 mod bench_step;
+mod devices;
 mod encode_text;
 mod flow;
 mod generate;
@@ -36,6 +37,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Time one transformer forward at a real size and report peak memory (random weights allowed).
     BenchStep(bench_step::BenchStepArgs),
+    /// List the GPU adapters, the kernels this build runs on them, and the device a run would use.
+    Devices(devices::DevicesArgs),
     /// Open the studio (the default when no subcommand is given).
     Studio,
 }
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Some(Command::EncodeText(args)) => encode_text::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::BenchStep(args)) => bench_step::run(args).map(|_| ExitCode::SUCCESS),
         Some(Command::Vae(args)) => vae::run(args).map(|_| ExitCode::SUCCESS),
+        Some(Command::Devices(args)) => devices::run(args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,22 +1,35 @@
 //! The one scaled-dot-product attention every network uses:
 //! `softmax(q·kᵀ·scale + bias) · v`, with the scores and softmax in f32.
 //!
-//! Memory-bounded: the queries are processed in blocks so that a block's score matrix
-//! (`batch · heads · block · k_len` f32 values) stays under [`score_budget_bytes`]: half the
-//! device's per-tensor limit on wgpu (the scores are one binding), [`CPU_SCORE_BUDGET_BYTES`] on
-//! the CPU backend; at 480×720×49 (17,776 tokens, 48 heads) a whole score matrix would be ~1.2 GB
-//! per head. In f32 each block runs
-//! through burn's fused `attention` op (the CPU backend tiles it flash-style; cubecl backends run
-//! their flash kernel or their fallback), in f16 through the explicit f32-softmax path below.
-//! Softmax is per query row, so blocking the queries changes no arithmetic: blocked == unblocked
-//! (tested in `tests/suite/transformer.rs` and below).
+//! Two paths:
+//! - **Fused** (GPU devices, no bias, the default `1/√d` scale: CogVideoX, STDiT3, the VAE's
+//!   mid-block): one call of burn's `attention` per layer. burn's `autotune` picks its flash
+//!   kernel there (f32 accumulators and softmax statistics, tensor cores where the compiler has
+//!   them), which never materialises the scores. The queries are padded to a multiple of
+//!   [`FUSED_QUERY_BLOCK`] so the kernel runs without its tail checks, and sliced back (padded
+//!   query rows are zeros; each output row depends only on its own query, so nothing changes).
+//! - **Blocked** (the CPU backend, a bias such as T5's position bias or OpenSora's caption mask,
+//!   or a custom scale: burn's cubecl backends send those to their materialising fallback
+//!   anyway): the queries are processed in blocks so that a block's score matrix
+//!   (`batch · heads · block · k_len` f32 values) stays under [`score_budget_bytes`]: half the
+//!   device's per-tensor limit on wgpu (the scores are one binding), [`CPU_SCORE_BUDGET_BYTES`]
+//!   on the CPU backend; at 480×720×49 (17,776 tokens, 48 heads) a whole score matrix would be
+//!   ~1.2 GB per head. In f32 each block runs through burn's `attention` op (the CPU backend
+//!   tiles it flash-style), in f16 through the explicit f32-softmax path below.
+//!
+//! Softmax is per query row, so neither blocking nor padding the queries changes any arithmetic:
+//! blocked == padded == unblocked (tested in `tests/suite/transformer.rs` and below).
 
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, Tensor};
 
-use crate::model::device::max_tensor_bytes_of;
+use crate::model::device::{has_fused_attention, max_tensor_bytes_of};
+
+/// The fused path pads the query count to a multiple of this: the flash kernels' query stage
+/// (planes × tile rows) divides it on every device burn tunes for, so no tail is checked.
+pub const FUSED_QUERY_BLOCK: usize = 128;
 
 /// Largest score block (bytes of f32 scores) materialised at once on the CPU backend, which has
 /// no per-tensor limit (bigger blocks gain nothing there).
@@ -50,10 +63,40 @@ pub fn scaled_dot_product_attention(
     bias: Option<Tensor<4>>,
     scale: f64,
 ) -> Tensor<4> {
-    let [b, h, _, _] = q.dims();
+    let [b, h, _, dim] = q.dims();
+    let device = q.device();
+    if bias.is_none() && is_default_scale(scale, dim) && has_fused_attention(&device) {
+        return fused_attention(q, k, v);
+    }
     let k_len = k.dims()[2];
-    let budget = score_budget_bytes(max_tensor_bytes_of(&q.device()));
+    let budget = score_budget_bytes(max_tensor_bytes_of(&device));
     scaled_dot_product_attention_blocked(q, k, v, bias, scale, query_block(b, h, k_len, budget))
+}
+
+/// Whether `scale` is the default `1/√dim` (to 1e-12): burn's fused kernels take no other.
+fn is_default_scale(scale: f64, dim: usize) -> bool {
+    let default = 1.0 / (dim as f64).sqrt();
+    (scale - default).abs() <= 1e-12 * default
+}
+
+/// `softmax(q·kᵀ/√d)·v` in one call of burn's `attention` (its flash kernel on GPU devices), the
+/// queries zero-padded to a multiple of [`FUSED_QUERY_BLOCK`] and the padding sliced off.
+pub fn fused_attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let [b, h, q_len, dim] = q.dims();
+    let padded_len = q_len.div_ceil(FUSED_QUERY_BLOCK) * FUSED_QUERY_BLOCK;
+    let q = if padded_len == q_len {
+        q
+    } else {
+        let pad = Tensor::<4>::zeros([b, h, padded_len - q_len, dim], (&q.device(), q.dtype()));
+        Tensor::cat(vec![q, pad], 2)
+    };
+    let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: false };
+    let out = attention(q, k, v, None, None, options);
+    if padded_len == q_len {
+        out
+    } else {
+        out.narrow(2, 0, q_len)
+    }
 }
 
 /// As [`scaled_dot_product_attention`] with an explicit query block size (`block` rows per step).
@@ -93,8 +136,7 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<4>>, sca
     if q.dtype() == DType::F32 {
         // The default scale is left to the backend: cubecl backends only run their flash kernels
         // without a custom scale (with one they take the materialising fallback).
-        let default = 1.0 / (q.dims()[3] as f64).sqrt();
-        let scale = if (scale - default).abs() <= 1e-12 * default { None } else { Some(scale) };
+        let scale = if is_default_scale(scale, q.dims()[3]) { None } else { Some(scale) };
         let options = AttentionModuleOptions { scale, softcap: None, is_causal: false };
         attention(q, k, v, None, bias, options)
     } else {

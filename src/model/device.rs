@@ -2,6 +2,12 @@
 //!
 //! - `Backend::Cpu` -> burn's Flex device (pure-Rust CPU), always f32.
 //! - `Backend::Wgpu` -> burn's wgpu device (Vulkan / Metal / DX12; lavapipe in CI), f32 by default.
+//!   Its kernels are SPIR-V on Vulkan GPUs in a build with the `vulkan` feature (the default:
+//!   tensor cores through cooperative matrices), WGSL everywhere else ([`shader_language`]).
+//!   cubecl fixes that choice at compile time for every Vulkan adapter, and mesa 22.3's lavapipe
+//!   segfaults compiling cubecl's SPIR-V matmuls (`vkCreateComputePipelines`), so a SPIR-V build
+//!   refuses software Vulkan adapters with a message instead ([`ComputeDevice::new`]); CI tests
+//!   the WGSL build (`--no-default-features`) on lavapipe.
 //!
 //! Precision policy: f32 everywhere is the reference. f16 is offered on wgpu only (wgpu has no
 //! bf16 compute; the CPU backend gains nothing from f16): weights and activations in f16,
@@ -49,6 +55,8 @@ pub enum DeviceError {
     Precision { backend: &'static str, precision: &'static str },
     #[error("the {backend} device is unavailable: {reason}")]
     Unavailable { backend: &'static str, reason: String },
+    #[error("{adapter} is a software Vulkan adapter, and this build compiles burn's kernels to SPIR-V for Vulkan, which that driver cannot compile (mesa's lavapipe segfaults); use --backend cpu (faster than a software adapter anyway), or a WGSL-only build: cargo build --release --no-default-features")]
+    SoftwareVulkan { adapter: String },
     #[error("the {backend} device was already configured for another precision in this process: {reason}")]
     Configure { backend: &'static str, reason: String },
 }
@@ -78,7 +86,14 @@ impl ComputeDevice {
             (Backend::Cpu, Precision::F16) => {
                 return Err(DeviceError::Precision { backend: name, precision: precision.name() })
             }
-            (Backend::Wgpu, _) => Device::wgpu(DeviceKind::DefaultDevice),
+            (Backend::Wgpu, _) => {
+                if let Some(adapter) = wgpu_run_adapter(&wgpu_adapters()) {
+                    if refuses_adapter(adapter, SPIRV_BUILD) {
+                        return Err(DeviceError::SoftwareVulkan { adapter: adapter.describe() });
+                    }
+                }
+                Device::wgpu(DeviceKind::DefaultDevice)
+            }
         };
         let wanted: FloatDType = match precision {
             Precision::F32 => FloatDType::F32,
@@ -167,6 +182,18 @@ pub fn max_tensor_bytes_of(device: &Device) -> Option<usize> {
     }
 }
 
+/// Whether this build has burn's autotune and fusion (the `tuned-kernels` feature).
+pub const TUNED_BUILD: bool = cfg!(feature = "tuned-kernels");
+
+/// Whether burn runs a fused (flash) attention kernel on `device` for a call without bias and
+/// with the default scale: every cubecl (GPU) device in a build with burn's autotune, which picks
+/// among its flash kernels (its materialising fallback only competes for short query counts).
+/// Without autotune burn always takes that fallback, and the CPU backend's `attention` tiles the
+/// scores itself: both are driven block by block instead.
+pub fn has_fused_attention(device: &Device) -> bool {
+    TUNED_BUILD && *device != Device::flex()
+}
+
 /// `min(max_storage_buffer_binding_size, max_buffer_size)` of the adapter burn's default wgpu
 /// device opens (the high-performance one; burn requests the adapter's own limits), read once.
 /// `i32::MAX` when no adapter answers (wgpu-hal's cap on every backend).
@@ -218,6 +245,25 @@ impl AdapterSummary {
     }
 }
 
+/// Whether this build compiles burn's kernels to SPIR-V on Vulkan adapters (the `vulkan` feature).
+pub const SPIRV_BUILD: bool = cfg!(feature = "vulkan");
+
+/// The shader language burn's kernels take on `adapter`: SPIR-V on Vulkan in a SPIR-V build
+/// (cubecl falls back to WGSL on a Vulkan driver older than 1.2 without the memory-model and
+/// buffer-address extensions, which no supported GPU driver is), WGSL everywhere else.
+pub fn shader_language(adapter: &AdapterSummary, spirv_build: bool) -> &'static str {
+    if spirv_build && adapter.api == wgpu::Backend::Vulkan {
+        "SPIR-V"
+    } else {
+        "WGSL"
+    }
+}
+
+/// A SPIR-V build cannot open a software Vulkan adapter (lavapipe crashes on cubecl's SPIR-V).
+fn refuses_adapter(adapter: &AdapterSummary, spirv_build: bool) -> bool {
+    spirv_build && adapter.api == wgpu::Backend::Vulkan && adapter.device_type == wgpu::DeviceType::Cpu
+}
+
 /// Which backend and precision a run uses, and why (the line a run prints first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceChoice {
@@ -266,13 +312,21 @@ impl DeviceChoice {
         DeviceChoice { backend, precision, adapter, reason }
     }
 
-    /// e.g. `compute: wgpu (WGSL shaders) on NVIDIA H100 (vulkan, discrete GPU), f16 — best GPU
-    /// adapter found`.
+    /// e.g. `compute: wgpu (SPIR-V kernels, autotuned, fused) on NVIDIA H100 (vulkan, discrete
+    /// GPU), f16 — best GPU adapter found`.
     pub fn line(&self) -> String {
+        self.line_for_build(SPIRV_BUILD)
+    }
+
+    /// [`DeviceChoice::line`] as a build with or without SPIR-V says it.
+    pub fn line_for_build(&self, spirv_build: bool) -> String {
+        let tuning = if TUNED_BUILD { "autotuned, fused" } else { "untuned" };
         let target = match (self.backend, &self.adapter) {
             (Backend::Cpu, _) => "cpu (burn flex, pure Rust)".to_string(),
-            (Backend::Wgpu, Some(a)) => format!("wgpu (WGSL shaders) on {}", a.describe()),
-            (Backend::Wgpu, None) => "wgpu (WGSL shaders) on the default adapter".to_string(),
+            (Backend::Wgpu, Some(a)) => {
+                format!("wgpu ({} kernels, {tuning}) on {}", shader_language(a, spirv_build), a.describe())
+            }
+            (Backend::Wgpu, None) => format!("wgpu (WGSL kernels, {tuning}) on the default adapter"),
         };
         format!("compute: {target}, {} — {}", self.precision.name(), self.reason)
     }
@@ -368,9 +422,30 @@ mod tests {
         let dgpu = adapter("NVIDIA H100 80GB HBM3", DeviceType::DiscreteGpu);
         let c = DeviceChoice::choose(&[lavapipe(), igpu.clone(), dgpu.clone()], None, None);
         assert_eq!((c.backend, c.precision, c.adapter.as_ref()), (Backend::Wgpu, Precision::F16, Some(&dgpu)));
-        assert!(c.line().contains("WGSL") && c.line().contains("NVIDIA H100") && c.line().contains("f16"));
+        let line = c.line_for_build(false);
+        assert!(line.contains("WGSL") && line.contains("NVIDIA H100") && line.contains("f16"), "{line}");
+        let line = c.line_for_build(true);
+        assert!(line.contains("SPIR-V kernels") && line.contains("NVIDIA H100"), "{line}");
         let c = DeviceChoice::choose(&[lavapipe(), igpu.clone()], None, None);
         assert_eq!((c.backend, c.precision, c.adapter), (Backend::Wgpu, Precision::F16, Some(igpu)));
+    }
+
+    #[test]
+    fn spirv_builds_take_spirv_on_vulkan_and_refuse_software_vulkan() {
+        let metal = AdapterSummary {
+            name: "Apple M3".into(),
+            device_type: DeviceType::IntegratedGpu,
+            api: wgpu::Backend::Metal,
+        };
+        let h100 = adapter("NVIDIA H100", DeviceType::DiscreteGpu);
+        assert_eq!(shader_language(&h100, true), "SPIR-V");
+        assert_eq!(shader_language(&h100, false), "WGSL");
+        assert_eq!(shader_language(&metal, true), "WGSL");
+        assert!(refuses_adapter(&lavapipe(), true));
+        assert!(!refuses_adapter(&lavapipe(), false), "the WGSL build runs lavapipe (CI)");
+        assert!(!refuses_adapter(&h100, true));
+        let message = DeviceError::SoftwareVulkan { adapter: lavapipe().describe() }.to_string();
+        assert!(message.contains("llvmpipe") && message.contains("--backend cpu"), "{message}");
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::common::{cpu, fixtures_root, verify_passes};
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{DType, Distribution, Tensor, TensorData};
 use tora_studio::model::attention::{
-    naive_attention, scaled_dot_product_attention, scaled_dot_product_attention_blocked,
+    fused_attention, naive_attention, scaled_dot_product_attention, scaled_dot_product_attention_blocked,
 };
 use tora_studio::model::cogvideox::ToraTransformer3D;
+use tora_studio::model::device::has_fused_attention;
 use tora_studio::model::load::LoadError;
 use tora_studio::model::{ComputeDevice, Precision};
 use tora_studio::verify::{self, Kind};
@@ -105,10 +106,57 @@ fn attention_agrees(backend: Backend) {
         *x = f32::NEG_INFINITY;
     }
     let bias = Tensor::<4>::from_data(TensorData::new(mask, [2, 1, 1, 300]), d);
-    let full = naive_attention(q.clone(), k.clone(), v.clone(), Some(bias.clone()), scale);
-    let blk = scaled_dot_product_attention_blocked(q, k, v, Some(bias), scale, 37);
-    let e = max_diff(blk, full);
+    let masked = naive_attention(q.clone(), k.clone(), v.clone(), Some(bias.clone()), scale);
+    let blk = scaled_dot_product_attention_blocked(q.clone(), k.clone(), v.clone(), Some(bias), scale, 37);
+    let e = max_diff(blk, masked);
     assert!(e < 1e-5, "{backend:?} masked: max |Δ| {e}");
+    // The fused call pads 300 queries to 384 and slices the padding off.
+    let fused = fused_attention(q.clone(), k.clone(), v.clone());
+    assert_eq!(fused.dims(), [2, 3, 300, 64]);
+    let e = max_diff(fused, full);
+    assert!(e < 1e-5, "{backend:?} fused: max |Δ| {e}");
+}
+
+/// On a GPU device in f16 the layer attention is one fused call where the build has burn's
+/// autotune (f32 accumulators and softmax statistics in the kernel): within f16 rounding of the
+/// f32 reference on the same inputs.
+///
+/// The wgpu device takes one float precision per process and the other tests hold it at f32, so
+/// the check runs in a child process of this test binary.
+#[test]
+fn fused_attention_in_f16_matches_the_f32_reference_wgpu() {
+    const CHILD: &str = "TORA_TEST_F16_ATTENTION_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let out = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["transformer::fused_attention_in_f16_matches_the_f32_reference_wgpu", "--exact", "--nocapture"])
+            .env(CHILD, "1")
+            .output()
+            .expect("run the child test");
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "f16 child test failed:\n{text}");
+        text.lines().filter(|l| l.starts_with("f16 fused attention")).for_each(|l| println!("{l}"));
+        return;
+    }
+    let half = ComputeDevice::new(Backend::Wgpu, Precision::F16).expect("wgpu f16 device");
+    // the fused call where burn's autotune is compiled in, else the blocked f32-softmax path
+    assert_eq!(has_fused_attention(half.device()), cfg!(feature = "tuned-kernels"));
+    let normal = Distribution::Normal(0.0, 1.0);
+    let cpu = ComputeDevice::new(Backend::Cpu, Precision::F32).expect("cpu");
+    let make = |dims: [usize; 4], gain: f32| {
+        let t = Tensor::<4>::random(dims, normal, cpu.device()).mul_scalar(gain);
+        // rounded to f16 once, so both sides see the same inputs
+        let values: Vec<f32> = t.into_data().try_to_vec::<f32>().expect("f32");
+        values.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect::<Vec<f32>>()
+    };
+    let dims = [2, 3, 300, 64];
+    let (q, k, v) = (make(dims, 2.0), make(dims, 1.0), make(dims, 1.0));
+    let on = |dev: &ComputeDevice, x: &[f32]| dev.float_tensor::<4>(TensorData::new(x.to_vec(), dims));
+    let reference = naive_attention(on(&cpu, &q), on(&cpu, &k), on(&cpu, &v), None, 1.0 / 8.0);
+    let fused = scaled_dot_product_attention(on(&half, &q), on(&half, &k), on(&half, &v), None, 1.0 / 8.0);
+    assert_eq!(fused.dtype(), DType::F16);
+    let e = max_diff(fused.cast(DType::F32), reference);
+    println!("f16 fused attention: max |Δ| {e}");
+    assert!(e < 4e-3, "f16 fused attention: max |Δ| {e}");
 }
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
