@@ -97,6 +97,11 @@ fi
 
 # --- the runs: diffusers first (short and sure), then ours -----------------------------------------
 export PYTHONUNBUFFERED=1
+# which kernels our build runs on this GPU (SPIR-V + autotune in the default build), for the table
+if [[ $DRY == 0 ]]; then
+    timeout 60 "$BIN" devices > "$RESULTS/devices.txt" 2>&1
+    cat "$RESULTS/devices.txt" >&2
+fi
 measure diffusers_transformer "$T_DIFF_STEP" "$PY" "$HERE/tora_diffusers.py" transformer --steps 3 --warmup 1
 measure diffusers_vae_decode "$T_DIFF_VAE" "$PY" "$HERE/tora_diffusers.py" vae --steps 1 --warmup 0
 cat "$RESULTS"/diffusers_*.log 2>/dev/null | grep '^RESULT ' > "$RESULTS/diffusers.log"

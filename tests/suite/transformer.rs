@@ -140,23 +140,34 @@ fn fused_attention_in_f16_matches_the_f32_reference_wgpu() {
     let half = ComputeDevice::new(Backend::Wgpu, Precision::F16).expect("wgpu f16 device");
     // the fused call where burn's autotune is compiled in, else the blocked f32-softmax path
     assert_eq!(has_fused_attention(half.device()), cfg!(feature = "tuned-kernels"));
-    let normal = Distribution::Normal(0.0, 1.0);
     let cpu = ComputeDevice::new(Backend::Cpu, Precision::F32).expect("cpu");
-    let make = |dims: [usize; 4], gain: f32| {
-        let t = Tensor::<4>::random(dims, normal, cpu.device()).mul_scalar(gain);
-        // rounded to f16 once, so both sides see the same inputs
-        let values: Vec<f32> = t.into_data().try_to_vec::<f32>().expect("f32");
-        values.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect::<Vec<f32>>()
+    // Fixed pseudo-normal inputs (the same every run), rounded to f16 once so both sides see them.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut make = |gain: f32| -> Vec<f32> {
+        (0..2 * 3 * 300 * 64)
+            .map(|_| {
+                let mut sum = 0.0f32; // Irwin–Hall: 12 uniforms − 6 ≈ N(0, 1)
+                for _ in 0..12 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    sum += (state >> 40) as f32 / (1u64 << 24) as f32;
+                }
+                half::f16::from_f32((sum - 6.0) * gain).to_f32()
+            })
+            .collect()
     };
     let dims = [2, 3, 300, 64];
-    let (q, k, v) = (make(dims, 2.0), make(dims, 1.0), make(dims, 1.0));
+    let (q, k, v) = (make(2.0), make(1.0), make(1.0));
     let on = |dev: &ComputeDevice, x: &[f32]| dev.float_tensor::<4>(TensorData::new(x.to_vec(), dims));
     let reference = naive_attention(on(&cpu, &q), on(&cpu, &k), on(&cpu, &v), None, 1.0 / 8.0);
     let fused = scaled_dot_product_attention(on(&half, &q), on(&half, &k), on(&half, &v), None, 1.0 / 8.0);
     assert_eq!(fused.dtype(), DType::F16);
+    let peak = reference.clone().abs().max().into_scalar::<f32>();
     let e = max_diff(fused.cast(DType::F32), reference);
-    println!("f16 fused attention: max |Δ| {e}");
-    assert!(e < 4e-3, "f16 fused attention: max |Δ| {e}");
+    println!("f16 fused attention: max |Δ| {e} (max |reference| {peak})");
+    // The project's f16 tolerance (as T5's): 1e-2 · max|reference|.
+    assert!(e <= 1e-2 * peak, "f16 attention: max |Δ| {e} > 1e-2 · {peak}");
 }
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
