@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context};
-use burn::tensor::{DType, Distribution, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor, TensorData};
 use clap::Subcommand;
 
 use crate::export::png::write_png_sequence;
 use crate::export::RgbFrames;
 use crate::model::cogvideox::vae::{AutoencoderKLCogVideoX, Tiling, VaeConfig, UNTILED_LIMIT_SHARE};
 use crate::model::cogvideox::ModelSource;
+use crate::model::device::read_f32;
 use crate::model::load::{read_config, ComponentDir};
 use crate::model::{ComputeDevice, Precision};
 use crate::tensor_file::{write_tensors, OutTensor, TensorFile};
@@ -163,7 +164,7 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let frames = vae.decode(z);
     let dims = frames.dims();
-    let values = to_host_f32(frames).map_err(|e| anyhow::anyhow!("reading frames: {e}"))?;
+    let values = read_f32(frames).map_err(|e| anyhow::anyhow!("reading frames: {e}"))?;
     eprintln!("decoded {z_shape:?} -> {dims:?} in {:.2?}", t0.elapsed());
     if let Some(kib) = peak_rss_kib() {
         println!("peak_rss_mib {:.1}", kib as f64 / 1024.0);
@@ -229,14 +230,8 @@ fn ensure_safetensors_out(out: &Path, what: &str) -> anyhow::Result<()> {
 /// Device tensor -> f32 output tensor.
 fn host(name: &str, t: Tensor<5>) -> anyhow::Result<OutTensor> {
     let dims = t.dims();
-    let values = to_host_f32(t).map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
+    let values = read_f32(t).map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
     Ok(OutTensor::f32(name, dims.to_vec(), &values))
-}
-
-/// A device tensor's values as f32 on the host (f16 results are widened first).
-fn to_host_f32(t: Tensor<5>) -> Result<Vec<f32>, String> {
-    let t = if t.dtype() == DType::F32 { t } else { t.cast(DType::F32) };
-    t.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))
 }
 
 /// A 5-D f32 tensor from a safetensors file: `--tensor`, else the first of `preferred` present,

@@ -172,6 +172,13 @@ impl ComputeDevice {
     }
 }
 
+/// A device tensor's values as host f32, f16 results widened first (the one read-back every
+/// verify check, trace and export uses). Blocks until the device has computed it.
+pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
+    let t = if t.dtype() == DType::F32 { t } else { t.cast(DType::F32) };
+    t.into_data().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))
+}
+
 /// [`ComputeDevice::max_tensor_bytes`] from a burn device alone (what a tensor's `device()` gives):
 /// `None` on the CPU backend, the adapter's binding limit on wgpu.
 pub fn max_tensor_bytes_of(device: &Device) -> Option<usize> {

@@ -30,6 +30,7 @@ use super::phases::{to_rgb_frames, PhaseClock};
 use super::request::Settings;
 use super::tora::ClipShape;
 use super::PipelineError;
+use crate::model::device::read_f32;
 use crate::model::load::model_folder::opensora_t5_dir;
 use crate::model::load::{read_config, ComponentDir, LoadError};
 use crate::model::opensora::tora::ToraStdit3;
@@ -286,7 +287,7 @@ pub fn generate(
         let video = vae.decode(z, t).map_err(|e| PipelineError::Runtime(e.to_string()))?; // [1, 3, T, H, W]
         let video = video.add_scalar(1.0).div_scalar(2.0).clamp(0.0, 1.0);
         let dims = video.dims().to_vec();
-        let data = video.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap_or_default();
+        let data = read_f32(video).unwrap_or_default();
         to_rgb_frames(&dims, &data, shape.fps)
     };
     clock.finish(progress, &mut reports);

@@ -18,7 +18,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use super::events::{Event, Generated, Phase, Progress};
 use super::latent_preview::{pool_rgb, LatentToRgb};
@@ -27,6 +27,7 @@ use super::request::{ModelLimits, Settings};
 use super::PipelineError;
 use crate::model::cogvideox::vae::AutoencoderKLCogVideoX;
 use crate::model::cogvideox::{rope::RotaryEmbedding, ModelSource, TransformerConfig};
+use crate::model::device::read_f32;
 use crate::model::t5::COGVIDEOX_MAX_SEQUENCE_LENGTH;
 use crate::model::ComputeDevice;
 use crate::sampling::{apply_guidance, guidance_scales, DpmScheduler, NoiseSource};
@@ -90,7 +91,7 @@ fn check_source(source: &ModelSource, shape: &ClipShape, has_image: bool) -> Res
 
 fn host(t: Tensor<5>) -> (Vec<usize>, Vec<f32>) {
     let dims = t.dims().to_vec();
-    let data = t.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap_or_default();
+    let data = read_f32(t).unwrap_or_default();
     (dims, data)
 }
 
@@ -151,7 +152,7 @@ pub fn generate_from(
         let (enc, hidden) = t5.encode_prompts(&prompts, COGVIDEOX_MAX_SEQUENCE_LENGTH);
         if let Some(tr) = trace.as_deref_mut() {
             let dims = hidden.dims();
-            let data = hidden.clone().cast(DType::F32).into_data().try_to_vec::<f32>().unwrap_or_default();
+            let data = read_f32(hidden.clone()).unwrap_or_default();
             let per = dims[1] * dims[2];
             let last = dims[0] - 1;
             tr.record("prompt_embeds", &[1, dims[1], dims[2]], data[last * per..].to_vec());

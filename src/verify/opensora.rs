@@ -12,9 +12,10 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Bool, DType, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use super::{max_abs_diff, run_cases, CheckResult, FileCase, Kind};
+use crate::model::device::read_f32;
 use crate::model::opensora::Stdit3;
 use crate::model::ComputeDevice;
 use crate::sampling::rflow::{Rflow, RflowConfig, VideoSize};
@@ -131,7 +132,7 @@ impl<'a> Fixture<'a> {
 
 fn to_host<const D: usize>(t: Tensor<D>) -> Result<(Vec<usize>, Vec<f32>), String> {
     let dims = t.dims().to_vec();
-    let values = t.cast(DType::F32).into_data().try_to_vec::<f32>().map_err(|e| format!("reading back: {e:?}"))?;
+    let values = read_f32(t).map_err(|e| format!("reading back: {e}"))?;
     Ok((dims, values))
 }
 

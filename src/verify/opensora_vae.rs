@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 
 use super::{max_abs_diff, run_cases, CheckResult, FileCase, Kind};
+use crate::model::device::read_f32;
 use crate::model::opensora::vae::OpenSoraVae;
 use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
@@ -62,7 +63,7 @@ fn check_case(
     let mut compare = |name: &str, ours: Tensor<5>| -> Result<(), String> {
         let reference = fx.f32(name).map_err(|e| e.to_string())?;
         let dims = ours.dims();
-        let values: Vec<f32> = ours.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name}: {e:?}"))?;
+        let values = read_f32(ours).map_err(|e| format!("reading {name}: {e}"))?;
         let same_shape = dims.as_slice() == reference.shape.as_slice();
         let err = if same_shape { max_abs_diff(&values, &reference.data) } else { f64::INFINITY };
         let mut note = format!("{label} f32");

@@ -18,6 +18,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Deserialize;
 
 use super::{cogvideox_cases, max_abs_diff, run_cases, CheckResult, Kind};
+use crate::model::device::read_f32;
 use crate::model::ComputeDevice;
 use crate::sampling::{apply_guidance, guidance_scales, DpmScheduler, ReplayNoise, SchedulerConfig};
 use crate::tensor_file::TensorFile;
@@ -264,6 +265,6 @@ fn compare5(fx: &TensorFile, name: &str, ours: Tensor<5>) -> Result<f64, String>
     if ours.dims().as_slice() != reference.shape.as_slice() {
         return Ok(f64::INFINITY);
     }
-    let values: Vec<f32> = ours.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name} back: {e:?}"))?;
+    let values = read_f32(ours).map_err(|e| format!("reading {name} back: {e}"))?;
     Ok(max_abs_diff(&values, &reference.data))
 }

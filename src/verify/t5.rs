@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{cogvideox_cases, max_abs_diff, run_cases, CheckResult, Kind, ModelCase};
+use crate::model::device::read_f32;
 use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
 use crate::Backend;
@@ -77,8 +78,7 @@ fn check_case(c: &ModelCase, device: &ComputeDevice, report: &mut dyn FnMut(Chec
         };
         let hidden = enc.encode_ids(&ids, with_mask.then_some(mask.as_slice()));
         let dims = hidden.dims();
-        let values: Vec<f32> =
-            hidden.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name} back: {e:?}"))?;
+        let values = read_f32(hidden).map_err(|e| format!("reading {name} back: {e}"))?;
         let err = if dims.as_slice() == reference.shape.as_slice() {
             max_abs_diff(&values, &reference.data)
         } else {

@@ -18,6 +18,7 @@ use burn::tensor::{DType, Tensor, TensorData};
 
 use super::{cogvideox_cases, layout_note, max_abs_diff, run_cases, sat_semantics_cases, CheckResult, Kind, ModelCase};
 use crate::model::cogvideox::RotaryEmbedding;
+use crate::model::device::read_f32;
 use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
 use crate::Backend;
@@ -72,8 +73,7 @@ fn compare<const D: usize>(
 ) -> Result<(), String> {
     let reference = fx.f32(name).map_err(|e| e.to_string())?;
     let dims = ours.dims();
-    let ours = ours.cast(DType::F32);
-    let values: Vec<f32> = ours.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name} back: {e:?}"))?;
+    let values = read_f32(ours).map_err(|e| format!("reading {name} back: {e}"))?;
     let (err, mut note) = if dims.as_slice() == reference.shape.as_slice() {
         (max_abs_diff(&values, &reference.data), String::new())
     } else {

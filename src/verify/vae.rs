@@ -17,6 +17,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::{cogvideox_cases, layout_note, max_abs_diff, run_cases, CheckResult, Kind, ModelCase};
 use crate::model::cogvideox::vae::{Tiling, VaeConfig};
+use crate::model::device::read_f32;
 use crate::model::ComputeDevice;
 use crate::tensor_file::TensorFile;
 use crate::Backend;
@@ -68,7 +69,7 @@ fn compare(
 ) -> Result<(), String> {
     let reference = fx.f32(name).map_err(|e| e.to_string())?;
     let dims = ours.dims();
-    let values: Vec<f32> = ours.into_data().try_to_vec::<f32>().map_err(|e| format!("reading {name} back: {e:?}"))?;
+    let values = read_f32(ours).map_err(|e| format!("reading {name} back: {e}"))?;
     let mut note = format!("{} f32{layout}", crate::model::device::backend_name(device.backend()));
     let err = if dims.as_slice() == reference.shape.as_slice() {
         max_abs_diff(&values, &reference.data)

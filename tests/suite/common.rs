@@ -1,7 +1,12 @@
-//! What the areas' tests share: where the fixtures are, the CPU device, and a verify run that must
-//! find checks and pass them all.
+//! What the areas' tests share: where the fixtures are, the CPU device, a verify run that must
+//! find checks and pass them all, and the studio under a headless egui harness.
 
 use std::path::{Path, PathBuf};
+
+use eframe::egui;
+use egui_kittest::Harness;
+use tora_studio::app::StudioApp;
+use tora_studio::trajectory::Scene;
 
 use tora_studio::model::{ComputeDevice, Precision};
 use tora_studio::verify::{self, CheckResult, Kind};
@@ -27,4 +32,22 @@ pub fn verify_passes(kinds: &[Kind], backend: Backend) -> Vec<CheckResult> {
     let failed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.line()).collect();
     assert!(failed.is_empty(), "{} parity failed on {backend:?}:\n{}", names.join("/"), failed.join("\n"));
     results
+}
+
+/// The studio in a 1280x800 headless window, laid out once so canvas positions are known.
+pub fn harness(app: StudioApp) -> Harness<'static, StudioApp> {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .with_accessibility_check(false)
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run_steps(2);
+    h
+}
+
+/// The studio on `scene` (its data folder `data`: autosave, takes) with the live flow overlay off:
+/// interaction tests need no GPU work.
+pub fn studio_without_overlay(scene: Scene, data: Option<PathBuf>) -> Harness<'static, StudioApp> {
+    let mut app = StudioApp::new_for_test(scene, data, None);
+    app.set_flow_overlay(false, 0.0);
+    harness(app)
 }

@@ -15,7 +15,7 @@ use tora_studio::pipeline::takes::{TakeInfo, TakeStore};
 use tora_studio::pipeline::{Event, Phase, PipelineError, Progress, Settings};
 use tora_studio::trajectory::{project, Keyframe, Scene, Track};
 
-use super::common::{cpu, fixtures_root};
+use super::common::{cpu, fixtures_root, studio_without_overlay};
 
 const NO_SPACE: &str = "No space left on device";
 
@@ -288,20 +288,14 @@ fn a_run_cancelled_in_any_phase_stops_there_and_the_next_run_finishes() {
 #[test]
 #[ignore = "long-running soak; run on demand"]
 fn soak_ten_thousand_scripted_edits_with_autosave() {
-    use eframe::egui::{self, Event, Key, Modifiers, PointerButton};
+    use eframe::egui::{Event, Key, Modifiers, PointerButton};
     use egui_kittest::Harness;
     use tora_studio::app::Tool;
     use tora_studio::pipeline::memory::current_rss_bytes;
 
     let edits: usize = std::env::var("TORA_SOAK_EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let data = tempfile::tempdir().unwrap();
-    let mut app = StudioApp::new_for_test(scene_with(3), Some(data.path().to_path_buf()), None);
-    app.set_flow_overlay(false, 0.0);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .with_accessibility_check(false)
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
-    h.run_steps(2);
+    let mut h = studio_without_overlay(scene_with(3), Some(data.path().to_path_buf()));
     h.state_mut().set_tool(Tool::Select);
     let screen = |h: &Harness<StudioApp>, p: [f64; 2]| h.state().canvas_to_screen(p).expect("the canvas is drawn");
     let drag_first_point_to = |h: &mut Harness<StudioApp>, to: [f64; 2]| {

@@ -10,6 +10,7 @@ use egui_kittest::Harness;
 use tora_studio::app::{demo_scene, Level, StudioApp};
 use tora_studio::trajectory::{point_file, project, Keyframe, Scene, Track};
 
+use super::common::studio_without_overlay;
 use super::ui_generate::{fixture, pump_until};
 
 /// A file as the window system hands it over.
@@ -27,14 +28,7 @@ impl DroppedFile for Dropped {
 }
 
 fn studio(data: &Path) -> Harness<'static, StudioApp> {
-    let mut app = StudioApp::new_for_test(demo_scene(), Some(data.to_path_buf()), None);
-    app.set_flow_overlay(false, 0.0);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .with_accessibility_check(false)
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
-    h.run_steps(2);
-    h
+    studio_without_overlay(demo_scene(), Some(data.to_path_buf()))
 }
 
 fn drop_file(h: &mut Harness<StudioApp>, path: &Path) {

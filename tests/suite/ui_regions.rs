@@ -1,21 +1,16 @@
 //! Regions and the camera layer in the studio, driven like a user would: the lasso on the
 //! canvas, the panel buttons; bad input leaves a notice and the scene unchanged.
 
-use eframe::egui::{self, Event, Key, Modifiers, PointerButton, Pos2};
+use eframe::egui::{Event, Key, Modifiers, PointerButton, Pos2};
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
 use tora_studio::app::{Level, StudioApp, Tool};
 use tora_studio::trajectory::{point_file, CameraLayer, Region, Scene};
 
+use super::common::studio_without_overlay;
+
 fn studio(scene: Scene) -> Harness<'static, StudioApp> {
-    let mut app = StudioApp::new_for_test(scene, None, None);
-    app.set_flow_overlay(false, 0.0);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .with_accessibility_check(false)
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
-    h.run_steps(2);
-    h
+    studio_without_overlay(scene, None)
 }
 
 fn screen(h: &Harness<StudioApp>, p: [f64; 2]) -> Pos2 {

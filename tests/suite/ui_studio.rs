@@ -1,26 +1,17 @@
 //! The studio driven like a user would: simulated pointer and key events on the real app,
 //! asserting the resulting scene data.
 
-use eframe::egui::{self, Event, Key, Modifiers, PointerButton, Pos2};
+use eframe::egui::{Event, Key, Modifiers, PointerButton, Pos2};
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
 use tora_studio::app::{Level, StudioApp, Tool};
 use tora_studio::trajectory::{project, Keyframe, PathShape, Scene, Track};
 
-fn harness(app: StudioApp) -> Harness<'static, StudioApp> {
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .with_accessibility_check(false)
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
-    h.run_steps(2); // lay out once so canvas positions are known
-    h
-}
+use super::common::{harness, studio_without_overlay};
 
 /// An app on `scene` with the live flow overlay off (interaction tests need no GPU work).
 fn studio(scene: Scene) -> Harness<'static, StudioApp> {
-    let mut app = StudioApp::new_for_test(scene, None, None);
-    app.set_flow_overlay(false, 0.0);
-    harness(app)
+    studio_without_overlay(scene, None)
 }
 
 fn empty_scene() -> Scene {
