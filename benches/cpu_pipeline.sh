@@ -5,7 +5,7 @@
 #
 #   phase | ours (s) | PyTorch (s) | ours/PyTorch
 #
-#   bash benches/cpu_pipeline.sh            # ~1.5 min of PyTorch + however long ours takes
+#   bash benches/cpu_pipeline.sh     # ~1.5 min of PyTorch + ours (dev build: ~9.5 min; 10m43s in all, 2026-12-07)
 #
 # Order: (1) the reference is proven first (`cpu_pipeline.py parity`: per-step latents and frames against
 # io/pipeline.safetensors at the fixture's 48x32; the script stops if that fails); (2) ours:
