@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use eframe::egui;
+use eframe::{egui, egui_wgpu};
+use egui_kittest::wgpu::WgpuTestRenderer;
 use egui_kittest::Harness;
 use tora_studio::app::StudioApp;
 use tora_studio::trajectory::Scene;
@@ -34,12 +35,24 @@ pub fn verify_passes(kinds: &[Kind], backend: Backend) -> Vec<CheckResult> {
     results
 }
 
+/// The studio in a headless window of `size`, drawn with wgpu on `render_state` when snapshots
+/// are taken (the app's own GPU work must share it), else with kittest's default renderer.
+pub fn studio_window(
+    app: StudioApp,
+    size: egui::Vec2,
+    render_state: Option<egui_wgpu::RenderState>,
+) -> Harness<'static, StudioApp> {
+    let builder = Harness::builder().with_size(size).with_accessibility_check(false);
+    let builder = match render_state {
+        Some(render_state) => builder.renderer(WgpuTestRenderer::from_render_state(render_state)),
+        None => builder,
+    };
+    builder.build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app)
+}
+
 /// The studio in a 1280x800 headless window, laid out once so canvas positions are known.
 pub fn harness(app: StudioApp) -> Harness<'static, StudioApp> {
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .with_accessibility_check(false)
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    let mut h = studio_window(app, egui::vec2(1280.0, 800.0), None);
     h.run_steps(2);
     h
 }

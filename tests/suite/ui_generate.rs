@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::common::fixtures_root;
+use super::common::{fixtures_root, studio_window};
 use eframe::egui;
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::Harness;
@@ -71,12 +71,19 @@ pub(super) fn studio(scene: Scene, data: &Path) -> Harness<'static, StudioApp> {
     let mut app = StudioApp::new_for_test(scene, Some(data.to_path_buf()), None);
     app.set_flow_overlay(false, 0.0);
     app.set_side_tab(SideTab::Generate);
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 1000.0))
-        .with_accessibility_check(false)
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    let mut h = studio_window(app, egui::vec2(1280.0, 1000.0), None);
     h.run_steps(2);
     h
+}
+
+/// The last run finished and made a take (the outcome and the notices are shown otherwise).
+fn assert_finished_with_a_take(h: &Harness<StudioApp>) {
+    assert!(
+        matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
+        "{:?}; notices {:?}",
+        h.state().generation_outcome(),
+        h.state().notices()
+    );
 }
 
 /// Runs frames until `done` holds (the worker wakes the UI; the sleep keeps the loop cheap).
@@ -364,12 +371,7 @@ fn generate_a_kite_in_the_studio(model: &Path, image: Option<PathBuf>, data: &Pa
     h.run_steps(2);
     click(&mut h, "Generate video");
     pump_until(&mut h, "the run", Duration::from_secs(600), |a| !a.generation_running());
-    assert!(
-        matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
-        "{:?}; notices {:?}",
-        h.state().generation_outcome(),
-        h.state().notices()
-    );
+    assert_finished_with_a_take(&h);
     assert_eq!(h.state().result_frames(), 17);
     h.state_mut().shutdown();
 }
@@ -482,11 +484,6 @@ fn a_lost_device_or_failed_allocation_is_reported_and_the_next_run_works() {
     }
     click(&mut h, "Generate video");
     pump_until(&mut h, "the run after the failures", Duration::from_secs(600), |a| !a.generation_running());
-    assert!(
-        matches!(h.state().generation_outcome(), Some(Outcome::Finished { take: Some(_), .. })),
-        "{:?}; notices {:?}",
-        h.state().generation_outcome(),
-        h.state().notices()
-    );
+    assert_finished_with_a_take(&h);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use eframe::egui::{self, Event, Pos2};
 use eframe::egui_wgpu;
 use egui_kittest::kittest::Queryable as _;
-use egui_kittest::wgpu::{create_render_state, default_wgpu_setup, WgpuTestRenderer};
+use egui_kittest::wgpu::{create_render_state, default_wgpu_setup};
 use egui_kittest::Harness;
 use tora_studio::app::{demo_scene, PanelRects, Runner, SideTab, StudioApp};
 use tora_studio::export::RgbFrames;
 use tora_studio::pipeline::latent_preview::PreviewClip;
 use tora_studio::pipeline::{Event as RunEvent, Generated, Phase, PhaseReport};
 
+use super::common::studio_window;
 use super::ui_generate::{fixture, pump_until};
 
 const WINDOW: egui::Vec2 = egui::vec2(1280.0, 800.0);
@@ -105,10 +106,7 @@ fn panels_keep_their_width_on_every_tab_while_a_run_reports_progress() {
     app.generate_form_mut().model_dir = model.display().to_string();
     app.generate_form_mut().settings.prompt =
         "a long prompt that wraps: a red kite climbs over a windy beach at sunset, waves rolling in".into();
-    let mut h = Harness::builder()
-        .with_size(WINDOW)
-        .with_accessibility_check(false)
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    let mut h = studio_window(app, WINDOW, None);
     pump_until(&mut h, "the model scan", Duration::from_secs(60), |a| a.model_report().is_some_and(|r| r.usable()));
 
     // A short finished run first, so Takes has a take and Generate shows the last clip.
@@ -153,11 +151,7 @@ fn snapshots_of_each_tab() {
     app.set_generation_runner(scripted_runner(3, Duration::ZERO));
     app.generate_form_mut().model_dir = model.display().to_string();
     app.generate_form_mut().settings.prompt = "a red kite climbs over a windy beach".into();
-    let mut h = Harness::builder()
-        .with_size(WINDOW)
-        .with_accessibility_check(false)
-        .renderer(WgpuTestRenderer::from_render_state(render_state))
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    let mut h = studio_window(app, WINDOW, Some(render_state));
     pump_until(&mut h, "the model scan", Duration::from_secs(60), |a| a.model_report().is_some_and(|r| r.usable()));
     h.run_steps(3);
     h.remove_cursor();

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use eframe::egui;
 use eframe::egui_wgpu;
-use egui_kittest::wgpu::{create_render_state, default_wgpu_setup, WgpuTestRenderer};
+use egui_kittest::wgpu::{create_render_state, default_wgpu_setup};
 use egui_kittest::Harness;
 use tora_studio::app::{demo_scene, StudioApp};
+
+use super::common::studio_window;
 
 fn studio_on_device(configure: impl FnOnce(&mut StudioApp)) -> Harness<'static, StudioApp> {
     studio_on_device_with(demo_scene(), configure)
@@ -22,11 +24,7 @@ pub(crate) fn studio_on_device_with(
     let mut app = StudioApp::new_for_test(scene, None, Some(render_state.clone()));
     configure(&mut app);
     assert!(app.wait_for_flow(Duration::from_secs(300)), "the motion field was computed");
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 760.0))
-        .with_accessibility_check(false)
-        .renderer(WgpuTestRenderer::from_render_state(render_state))
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    let mut h = studio_window(app, egui::vec2(1280.0, 760.0), Some(render_state));
     h.run_steps(3);
     h
 }
@@ -81,11 +79,7 @@ fn readme_screenshot() {
     app.generate_form_mut().settings.prompt = "a bird crosses a windy meadow, clouds drifting, camera pans".into();
     app.set_side_tab(SideTab::Generate);
     assert!(app.wait_for_flow(Duration::from_secs(300)), "the motion field was computed");
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1500.0, 920.0))
-        .with_accessibility_check(false)
-        .renderer(WgpuTestRenderer::from_render_state(render_state))
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    let mut h = studio_window(app, egui::vec2(1500.0, 920.0), Some(render_state));
     pump_until(&mut h, "the model scan", Duration::from_secs(60), |a| a.model_report().is_some_and(|r| r.usable()));
 
     // A first batch that finishes: two done items.
